@@ -1,0 +1,3 @@
+from symreparam.cli import main
+
+main()

@@ -1,0 +1,289 @@
+"""Exact derivations for one model: GD iterates, tangent kernel, stability, limit and Newton step.
+
+Pure functions of a :class:`~symreparam.problem.Problem`; nothing here prints, reads files or uses
+floats. Models affine in their parameters take a fast exact path on DomainMatrix (the loss is then a
+quadratic in w and everything has a closed form); other models are iterated by exact substitution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symreparam import linalg
+from symreparam.errors import ProblemError
+from symreparam.problem import Model, Problem
+from symreparam.reparam import LinearForm, decompose, linear_form
+
+# Exact iterates of non-linear models nest (exp of exp of ...); past this many operations they are
+# no longer an answer anyone can read, and further steps would only burn time.
+MAX_ITERATE_OPS = 4000
+
+
+@dataclass(frozen=True)
+class Note:
+    """Why a quantity is missing or what it means; ``kind`` selects the wording in ``render``."""
+
+    kind: str  # "nonlinear" | "newton-singular"
+    values: tuple[tuple[str, sp.Expr | int | str], ...] = ()
+
+    def get(self, key: str):
+        """One named value of the note."""
+        return dict(self.values)[key]
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Where GD on a quadratic loss converges: iff 0 < lr < max_lr = 2 / lambda_max(H_w)."""
+
+    lambda_max: sp.Expr
+    max_lr: sp.Expr
+    behaviour: str | None  # at the problem's learning rate; None when the rate is symbolic
+
+
+@dataclass(frozen=True)
+class ModelDerivation:
+    """Everything derived exactly for one model (basis-free; see ``reparam`` for theta = A w + b)."""
+
+    model: Model
+    trajectory: tuple[tuple[sp.Expr, ...], ...]  # parameters at steps 0..T
+    partials: tuple[sp.Expr, ...]  # df/dw_j as expressions in inputs and parameters
+    residuals: tuple[sp.Expr, ...]  # f(x_i; w0) - y_i
+    jacobian: sp.ImmutableMatrix  # df/dw_j at (x_i, w0), n x p
+    gradient: tuple[sp.Expr, ...]  # dL/dw_j at w0
+    function_initial: sp.Expr  # f(x; w0)
+    function_final: sp.Expr  # f(x; w_T)
+    gram: sp.ImmutableMatrix  # tangent kernel at the data, n x n, at w0
+    kernel: tuple[sp.Expr, ...]  # K(x, x_i) at w0, as functions of the inputs
+    function_step: sp.Expr  # f0(x) - lr * c' * sum_i K(x, x_i) r_i
+    form: LinearForm | None
+    stability: Stability | None
+    limit: tuple[sp.Expr, ...] | None
+    function_limit: sp.Expr | None
+    newton: tuple[sp.Expr, ...] | None
+    function_newton: sp.Expr | None
+    notes: tuple[Note, ...]
+
+    @property
+    def initial(self) -> tuple[sp.Expr, ...]:
+        """Parameters at step 0."""
+        return self.trajectory[0]
+
+    @property
+    def final(self) -> tuple[sp.Expr, ...]:
+        """Parameters after the last step."""
+        return self.trajectory[-1]
+
+    def function_at(self, values) -> sp.Expr:
+        """The model as a function of the inputs at parameters ``values`` (e.g. one iterate)."""
+        if self.form is not None:
+            return self.form.function(values)
+        return function_at(self.model, values)
+
+    @property
+    def is_linear(self) -> bool:
+        """Whether the model is affine in its parameters."""
+        return self.form is not None
+
+
+def loss_factor(problem: Problem) -> sp.Expr:
+    """c' with grad L = c' * sum_i r_i grad f(x_i): 2/n for mse, 1/n for half-mse, 2 for sse."""
+    return 2 * problem.loss.scale(problem.data.size)
+
+
+def function_at(model: Model, values) -> sp.Expr:
+    """The model as a function of the inputs with parameters fixed at ``values``."""
+    return sp.expand(model.expression.xreplace(dict(zip(model.params, values))))
+
+
+def derive_model(problem: Problem, model: Model) -> ModelDerivation:
+    """All exact quantities for one model of ``problem``."""
+    data = problem.data
+    w0 = problem.initial_of(model)
+    at_w0 = dict(zip(model.params, w0))
+    points = [data.substitution(i) for i in range(data.size)]
+    form = linear_form(model.expression, model.params, data.input_symbols)
+    # For an affine model the partial derivatives are its features, already at hand.
+    partials = form.features if form is not None else tuple(sp.diff(model.expression, p) for p in model.params)
+    if form is not None:
+        # Affine in w: J_ij = sum_t term_t(x_i) c_tj, so only the few input terms are substituted.
+        term_values = [[t.xreplace(pt) for t, _, _ in form.terms] for pt in points]
+        jac_rows = [[sp.Add(*(v * cs[j] for v, (_, _, cs) in zip(row, form.terms)))
+                     for j in range(len(model.params))] for row in term_values]
+        residuals = tuple(
+            sp.Add(*(v * c0 for v, (_, c0, _) in zip(row, form.terms)), *(w * g for w, g in zip(w0, jrow)), -y)
+            for row, jrow, y in zip(term_values, jac_rows, data.targets)
+        )
+    else:
+        residuals = tuple(
+            sp.expand(model.expression.xreplace({**pt, **at_w0}) - y) for pt, y in zip(points, data.targets)
+        )
+        jac_rows = [[sp.expand(d.xreplace({**pt, **at_w0})) for d in partials] for pt in points]
+    jacobian = sp.ImmutableMatrix(jac_rows)
+    cprime = loss_factor(problem)
+    j, r0 = linalg.unify(linalg.to_domain(jac_rows), linalg.to_domain(linalg.column(residuals)))
+    jt = j.transpose()
+    gradient = tuple(sp.expand(cprime * g) for g in linalg.entries(jt * r0))
+    gram = linalg.to_matrix(j * jt)
+    # K(x, x_i) = sum_j df/dw_j(x) df/dw_j(x_i): split df/dw_j(x) into input terms once, then every
+    # kernel and the function-space step are small matrix products over those terms.
+    grad_terms = [decompose(sp.expand(d.xreplace(at_w0)), data.input_symbols) for d in partials]
+    terms = list(dict.fromkeys(t for part in grad_terms for t in part))
+    zero = sp.Integer(0)
+    coeff = linalg.to_domain([[part.get(t, zero) for part in grad_terms] for t in terms]) if terms else None
+    if coeff is not None:
+        coeff, jt_u, r_u = linalg.unify(coeff, jt, r0)
+        kernel_coeffs = coeff * jt_u  # terms x points
+        rows = [[kernel_coeffs.domain.to_sympy(e) for e in row] for row in kernel_coeffs.to_list()]
+        kernel = tuple(sp.Add(*(rows[k][i] * t for k, t in enumerate(terms))) for i in range(data.size))
+        moved = linalg.entries(kernel_coeffs * r_u)
+        delta = sp.Add(*(c * t for c, t in zip(moved, terms)))
+    else:
+        kernel = tuple(zero for _ in range(data.size))
+        delta = zero
+    f0 = form.function(w0) if form is not None else function_at(model, w0)
+    function_step = sp.expand(f0 - problem.lr * cprime * delta)
+
+    notes: list[Note] = []
+    if form is not None:
+        trajectory = _linear_trajectory(problem, jac_rows, residuals, w0)
+        stability = _stability(problem, jacobian)
+        limit = _limit(jacobian, residuals, w0)
+        newton, newton_note = _newton(jacobian, residuals, w0, len(model.params), data.size)
+        if newton_note:
+            notes.append(newton_note)
+    else:
+        trajectory = _nonlinear_trajectory(problem, model, partials, w0)
+        stability = limit = newton = None
+        notes.append(Note("nonlinear", (("model", model.name),)))
+    at = form.function if form is not None else (lambda values: function_at(model, values))
+    return ModelDerivation(
+        model=model,
+        trajectory=trajectory,
+        partials=partials,
+        residuals=residuals,
+        jacobian=jacobian,
+        gradient=gradient,
+        function_initial=at(trajectory[0]),
+        function_final=at(trajectory[-1]),
+        gram=gram,
+        kernel=kernel,
+        function_step=function_step,
+        form=form,
+        stability=stability,
+        limit=limit,
+        function_limit=at(limit) if limit is not None else None,
+        newton=newton,
+        function_newton=at(newton) if newton is not None else None,
+        notes=tuple(notes),
+    )
+
+
+def _linear_trajectory(problem: Problem, jac_rows, residuals, w0) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Iterate w <- w - lr * c' * J^T (J w + f0 - y) exactly: an affine map M w + v on DomainMatrix."""
+    j = linalg.to_domain(jac_rows, problem.lr, loss_factor(problem), *w0, *residuals)
+    domain = j.domain
+    p = j.shape[1]
+    lr = domain.from_sympy(problem.lr * loss_factor(problem))
+    jt = j.transpose()
+    # The residual at w is J (w - w0) + r0, so the affine map is built around w0.
+    w0_vec = linalg.to_domain(linalg.column(w0)).convert_to(domain)
+    r0 = linalg.to_domain(linalg.column(residuals)).convert_to(domain)
+    m = linalg.identity(p, domain) - (jt * j) * lr
+    v = w0_vec - m * w0_vec - (jt * r0) * lr
+    out = [tuple(w0)]
+    w = w0_vec
+    for _ in range(problem.steps):
+        w = m * w + v
+        out.append(tuple(linalg.entries(w)))
+    return tuple(out)
+
+
+def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Iterate GD by exact substitution into the symbolic gradient of the loss."""
+    data = problem.data
+    cprime = loss_factor(problem)
+    grad = []
+    for d in partials:
+        terms = []
+        for i in range(data.size):
+            pt = data.substitution(i)
+            terms.append((model.expression.xreplace(pt) - data.targets[i]) * d.xreplace(pt))
+        grad.append(cprime * sp.Add(*terms))
+    out = [tuple(w0)]
+    w = tuple(w0)
+    for step in range(1, problem.steps + 1):
+        at = dict(zip(model.params, w))
+        w = tuple(sp.expand(wj - problem.lr * g.xreplace(at)) for wj, g in zip(w, grad))
+        if sum(sp.count_ops(e) for e in w) > MAX_ITERATE_OPS:
+            raise ProblemError(
+                "--steps",
+                f"the exact iterates of {model.name} grow too large to be useful after step {step} "
+                f"(it is not linear in its parameters); use at most {max(step - 1, 1)} steps",
+            )
+        out.append(w)
+    return tuple(out)
+
+
+def _stability(problem: Problem, jacobian: sp.ImmutableMatrix) -> Stability:
+    """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T."""
+    cprime = loss_factor(problem)
+    j = jacobian
+    small = j.T * j if j.cols <= j.rows else j * j.T
+    lam = sp.expand(cprime * linalg.largest_eigenvalue(linalg.to_domain(small.tolist())))
+    if lam == 0:
+        return Stability(lam, sp.oo, None if problem.lr.free_symbols else "stays put")
+    max_lr = sp.radsimp(2 / lam)
+    return Stability(lam, max_lr, _behaviour(problem.lr, max_lr))
+
+
+def _behaviour(lr: sp.Expr, max_lr: sp.Expr) -> str | None:
+    """What GD does at a numeric learning rate, decided exactly."""
+    if lr.free_symbols:
+        return None
+    relation = _compare(lr, max_lr)
+    if relation > 0:
+        return "diverges"
+    if relation == 0:
+        return "oscillates without converging"
+    if _compare(lr, max_lr / 2) > 0:
+        return "converges, oscillating"
+    return "converges"
+
+
+def _compare(a: sp.Expr, b: sp.Expr) -> int:
+    """Sign of a - b for real constants: exact for rationals, else by evaluation at growing precision.
+
+    Only an exact zero (proved by ``equals``) counts as equal, so a tiny difference is never rounded away.
+    """
+    diff = a - b
+    if diff.is_Rational:
+        return int(diff.p > 0) - int(diff.p < 0)
+    for digits in (30, 100, 400):
+        value = diff.evalf(digits)
+        if value != 0 and abs(value) > sp.Float(10, digits) ** (-digits + 10):
+            return 1 if value > 0 else -1
+    if diff.equals(0):
+        return 0
+    raise ProblemError("--lr", "the learning rate is too close to the stability limit to classify exactly")
+
+
+def _limit(jacobian: sp.ImmutableMatrix, residuals, w0) -> tuple[sp.Expr, ...]:
+    """w_inf = w0 - J^+ r0: the least-squares fit nearest to w0 (where GD converges for stable lr)."""
+    j = linalg.to_domain(jacobian.tolist())
+    r0 = linalg.to_domain(linalg.column(residuals))
+    step = linalg.pinv_apply(j, r0)
+    return tuple(sp.expand(w - s) for w, s in zip(w0, linalg.entries(step)))
+
+
+def _newton(jacobian: sp.ImmutableMatrix, residuals, w0, p: int, n: int):
+    """The full Newton step w0 - H^-1 grad L = w0 - (J^T J)^-1 J^T r0, or a note saying why not."""
+    j = linalg.to_domain(jacobian.tolist())
+    gram = j.transpose() * j
+    r = linalg.rank(gram)
+    if r < p:
+        return None, Note("newton-singular", (("rank", r), ("params", p), ("points", n)))
+    r0 = linalg.to_domain(linalg.column(residuals))
+    step = linalg.solve(gram, j.transpose() * r0)
+    return tuple(sp.expand(w - s) for w, s in zip(w0, linalg.entries(step))), None

@@ -1,0 +1,108 @@
+"""Exact linear algebra on SymPy's DomainMatrix.
+
+SymPy's ``Matrix`` re-simplifies every entry after every operation, which makes repeated products
+with a symbolic learning rate explode; ``DomainMatrix`` keeps entries in a ground domain (QQ, QQ[eta],
+QQ(a, b)) where arithmetic is polynomial arithmetic, orders of magnitude faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy as sp
+from sympy.polys.constructor import construct_domain
+from sympy.polys.matrices import DomainMatrix
+
+_T = sp.Symbol("t")
+
+
+def to_domain(rows: Sequence[Sequence[sp.Expr]], *extra: sp.Expr, field: bool = False) -> DomainMatrix:
+    """A DomainMatrix over the smallest domain holding ``rows`` and the ``extra`` elements."""
+    nrows = len(rows)
+    ncols = len(rows[0]) if nrows else 0
+    flat = [sp.sympify(e, strict=True) for row in rows for e in row]
+    domain, _ = construct_domain(flat + [sp.sympify(e, strict=True) for e in extra], field=field)
+    return DomainMatrix([[domain.from_sympy(e) for e in row] for row in rows], (nrows, ncols), domain)
+
+
+def unify(*matrices: DomainMatrix) -> tuple[DomainMatrix, ...]:
+    """Convert matrices to one common domain."""
+    domain = matrices[0].domain
+    for m in matrices[1:]:
+        domain = domain.unify(m.domain)
+    return tuple(m.convert_to(domain) for m in matrices)
+
+
+def column(values: Sequence[sp.Expr]) -> list[list[sp.Expr]]:
+    """Rows of a column vector."""
+    return [[v] for v in values]
+
+
+def entries(m: DomainMatrix) -> list[sp.Expr]:
+    """The entries of a matrix (row-major) as SymPy expressions."""
+    domain = m.domain
+    return [domain.to_sympy(e) for row in m.to_list() for e in row]
+
+
+def to_matrix(m: DomainMatrix) -> sp.ImmutableMatrix:
+    """An immutable SymPy matrix with the same entries."""
+    rows, cols = m.shape
+    return sp.ImmutableMatrix(rows, cols, entries(m))
+
+
+def identity(n: int, domain) -> DomainMatrix:
+    """The n-by-n identity over ``domain``."""
+    return DomainMatrix.eye(n, domain)
+
+
+def rank(m: DomainMatrix) -> int:
+    """Exact rank."""
+    return m.to_field().rank()
+
+
+def pinv_apply(j: DomainMatrix, v: DomainMatrix) -> DomainMatrix:
+    """Exactly J^+ v, the minimum-norm least-squares solution of J z = v.
+
+    Uses the rank factorisation J = F G (F: pivot columns of J, G: non-zero rows of rref(J)), for which
+    J^+ = G^T (G G^T)^-1 (F^T F)^-1 F^T, so no pseudo-inverse is ever formed entrywise.
+    """
+    j, v = unify(j.to_field(), v.to_field())
+    reduced, pivots = j.rref()
+    r = len(pivots)
+    n, p = j.shape
+    if r == 0:
+        return DomainMatrix.zeros((p, 1), j.domain)
+    g = reduced.extract(list(range(r)), list(range(p)))
+    f = j.extract(list(range(n)), list(pivots))
+    ft = f.transpose()
+    gt = g.transpose()
+    inner = (ft * f).inv() * (ft * v)
+    return gt * ((g * gt).inv() * inner)
+
+
+def solve(a: DomainMatrix, v: DomainMatrix) -> DomainMatrix:
+    """Exactly a^-1 v for an invertible square ``a``."""
+    a, v = unify(a.to_field(), v.to_field())
+    return a.lu_solve(v)
+
+
+def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr:
+    """The largest eigenvalue of a symmetric positive semi-definite matrix, exactly.
+
+    Roots of the characteristic polynomial come back as rationals, radicals or ``CRootOf``; zero is
+    returned when the matrix is zero.
+    """
+    if sym.shape == (1, 1):
+        return sym.domain.to_sympy(sym.to_list()[0][0])
+    coeffs = [sym.domain.to_sympy(c) for c in sym.charpoly()]
+    poly = sp.Poly(coeffs, _T)
+    # Zero eigenvalues (a rank-deficient Gram matrix) only slow root isolation down.
+    while poly.degree() > 0 and poly.eval(0) == 0:
+        poly = sp.Poly(sp.quo(poly, sp.Poly(_T, _T)), _T)
+    if poly.degree() <= 0:
+        return sp.Integer(0)
+    if poly.degree() <= 2:
+        roots = poly.real_roots(radicals=True)
+    else:
+        roots = poly.real_roots()
+    return roots[-1]

@@ -1,0 +1,1195 @@
+"""The only place where user text becomes SymPy objects.
+
+Nothing here calls ``eval``, ``exec``, ``sympify`` or ``parse_expr``. Text goes through four small
+stages, each of which can refuse it with a one-line :class:`ParseError`:
+
+1. (student answers only) Unicode and LaTeX are rewritten to plain ASCII, remembering for every
+   output character the column it came from, so messages point into what the user typed;
+2. a regex tokenizer that knows only numbers, names and ``+ - * / ** ^ ( ) ,``;
+3. a token-level grammar check (missing operands, juxtaposition, parentheses, nesting depth), so
+   that the Python parser only ever sees well-formed, shallow input;
+4. ``ast.parse`` of a string rebuilt from the tokens (numbers replaced by placeholders), walked by a
+   whitelist that builds SymPy objects directly and bounds every costly operation.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import unicodedata
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field as dataclass_field
+from functools import lru_cache
+from types import MappingProxyType
+
+import sympy
+from sympy import Abs, Add, Integer, Mul, Pow, Rational, S, Symbol
+
+from .errors import ParseError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FUNCTIONS",
+    "Limits",
+    "parse_assignments",
+    "parse_expression",
+    "parse_number",
+    "split_assignment",
+    "symbol",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Public settings and helpers
+
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> sympy.Symbol:
+    """Return the real SymPy symbol called ``name``.
+
+    Cached so that every module gets the *identical* object; SymPy compares symbols by name and
+    assumptions, and a stray ``Symbol("x")`` without ``real=True`` would silently differ.
+    """
+    return Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep parsing fast and the results printable, whatever the input."""
+
+    max_length: int = 2000
+    """Characters of input; checked before any other work."""
+    max_depth: int = 40
+    """Nesting depth of the expression tree (chains of ``+``/``-`` or ``*``/``/`` count once)."""
+    max_exponent: int = 100
+    """Largest |numerator| and denominator of a numeric exponent."""
+    max_literal_chars: int = 40
+    """Characters in one numeric literal."""
+    max_scientific_exponent: int = 50
+    """Largest |e| in a literal such as ``1e-3``."""
+    max_number_bits: int = 4096
+    """Largest numerator or denominator, in bits, that a power or any exact number may reach."""
+    max_name_length: int = 32
+    """Characters in one name."""
+    max_root_bits: int = 256
+    """Largest number, in bits, whose fractional power (root) is taken exactly: SymPy factors the
+    base to extract roots, which takes about a second for 4096-bit numbers."""
+    max_exp_argument: int = 10_000
+    """Largest |argument| of ``exp`` (and of an irrational exponent) when it is a constant: SymPy
+    decides signs of constants numerically, which stalls on towers like ``exp(exp(exp(10)))``."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _sigmoid(z: sympy.Expr) -> sympy.Expr:
+    """The logistic function, written out so that SymPy can differentiate and simplify it."""
+    return 1 / (1 + sympy.exp(-z))
+
+
+FUNCTIONS: Mapping[str, Callable[[sympy.Expr], sympy.Expr]] = MappingProxyType(
+    {
+        "abs": Abs,
+        "cos": sympy.cos,
+        "exp": sympy.exp,
+        "ln": sympy.log,
+        "log": sympy.log,
+        "sigmoid": _sigmoid,
+        "sin": sympy.sin,
+        "sqrt": sympy.sqrt,
+        "tanh": sympy.tanh,
+    }
+)
+"""The functions a user may call, by name (``ln`` is an alias of ``log``)."""
+
+# The alias is left out of the listing so that the message teaches one spelling.
+_FUNCTION_LIST = ", ".join(sorted(name for name in FUNCTIONS if name != "ln"))
+
+# Hard keywords of Python 3.11+ (``keyword.kwlist``), spelled out to keep the import list short.
+_KEYWORDS = frozenset(
+    "False None True and as assert async await break class continue def del elif else except "
+    "finally for from global if import in is lambda nonlocal not or pass raise return try while "
+    "with yield".split()
+)
+
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+_EXAMPLE_ASSIGNMENT = "expected NAME=VALUE, e.g. w1=0.5"
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared state of one parse
+
+
+@dataclass
+class _Context:
+    """Everything the stages of one ``parse_expression`` call need to know."""
+
+    field: str
+    text: str
+    names: frozenset[str] | None
+    numbers_only: bool
+    student: bool
+    limits: Limits
+    numbers: list[sympy.Rational] = dataclass_field(default_factory=list)
+    # Subexpressions already checked by _checked(); SymPy reuses them inside larger results.
+    clean: set[sympy.Basic] = dataclass_field(default_factory=set)
+
+    def error(self, message: str) -> ParseError:
+        return ParseError(self.field, message)
+
+    def cannot_read(self, column: int, detail: str = "") -> ParseError:
+        message = f"could not read '{_snippet(self.text, column)}' near column {column}"
+        return ParseError(self.field, f"{message}; {detail}" if detail else message)
+
+    def too_deep(self) -> ParseError:
+        return ParseError(
+            self.field, f"expression is nested too deeply (limit {self.limits.max_depth} levels)"
+        )
+
+
+def _snippet(text: str, column: int, width: int = 30) -> str:
+    """The part of ``text`` around ``column``, on one line, for quoting in a message."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    if len(flat) <= 2 * width:
+        return flat
+    start = max(0, column - 1 - width)
+    end = min(len(flat), column - 1 + width)
+    return ("..." if start > 0 else "") + flat[start:end] + ("..." if end < len(flat) else "")
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """``text`` made safe to quote: one line, printable, not too long."""
+    flat = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _check_length(text: object, field: str, max_length: int) -> str:
+    if not isinstance(text, str):
+        raise ParseError(field, f"expected text, got {type(text).__name__}")
+    if len(text) > max_length:
+        raise ParseError(
+            field, f"expression is {len(text)} characters long (limit {max_length})"
+        )
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 1 (student answers): Unicode and LaTeX to plain ASCII
+
+_UNICODE_REPLACEMENTS = {
+    "\u2212": "-",  # MINUS SIGN
+    "\u2013": "-",  # EN DASH
+    "\u2012": "-",  # FIGURE DASH
+    "\u2010": "-",  # HYPHEN
+    "\u2011": "-",  # NON-BREAKING HYPHEN
+    "\u00d7": "*",  # MULTIPLICATION SIGN
+    "\u00b7": "*",  # MIDDLE DOT
+    "\u22c5": "*",  # DOT OPERATOR
+    "\u2219": "*",  # BULLET OPERATOR
+    "\u2217": "*",  # ASTERISK OPERATOR
+    "\u00f7": "/",  # DIVISION SIGN
+    "\u2215": "/",  # DIVISION SLASH
+    "\u00a0": " ",  # NO-BREAK SPACE
+    "\u2007": " ",  # FIGURE SPACE
+    "\u2009": " ",  # THIN SPACE
+    "\u200a": " ",  # HAIR SPACE
+    "\u202f": " ",  # NARROW NO-BREAK SPACE
+    "\u200b": " ",  # ZERO WIDTH SPACE
+    "\ufeff": " ",  # BYTE ORDER MARK, left behind by some editors
+}
+_SUPERSCRIPTS = {
+    "\u2070": "0", "\u00b9": "1", "\u00b2": "2", "\u00b3": "3", "\u2074": "4",
+    "\u2075": "5", "\u2076": "6", "\u2077": "7", "\u2078": "8", "\u2079": "9",
+    "\u207b": "-", "\u207a": "+",
+}  # fmt: skip
+
+_GREEK = frozenset(
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
+    "pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega "
+    "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split()
+)
+_LATEX_FUNCTIONS = frozenset({"exp", "log", "ln", "sin", "cos", "tanh"})
+_LATEX_FRACTIONS = frozenset({"frac", "dfrac", "tfrac"})
+_LATEX_SPACES = frozenset({"quad", "qquad"})
+_LATEX_COMMAND_RE = re.compile(r"[A-Za-z]+")
+_SUBSCRIPT_RE = re.compile(r"[A-Za-z0-9]+")
+
+
+class _Out:
+    """Output text plus, for every character, the index in the original text it came from."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.origin: list[int] = []
+
+    def emit(self, piece: str, position: int) -> None:
+        self.parts.append(piece)
+        self.origin.extend([position] * len(piece))
+
+
+def _student_source(ctx: _Context) -> tuple[str, list[int]]:
+    """Rewrite a student's Unicode/LaTeX answer to the ASCII grammar, with column origins."""
+    out = _Out()
+    _translate(ctx.text, 0, len(ctx.text), out, ctx, 0)
+    return "".join(out.parts), out.origin
+
+
+def _translate(text: str, start: int, end: int, out: _Out, ctx: _Context, depth: int) -> None:
+    """Translate ``text[start:end]``; ``depth`` counts nested LaTeX arguments."""
+    if depth > ctx.limits.max_depth:
+        raise ctx.too_deep()
+    i = start
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            i = _latex_command(text, i, end, out, ctx, depth)
+        elif ch == "$":
+            i += 1
+        elif ch in "{[":
+            out.emit("(", i)
+            i += 1
+        elif ch in "}]":
+            out.emit(")", i)
+            i += 1
+        elif ch == "_" and i + 1 < end and text[i + 1] == "{":
+            inner_start, inner_end, after = _read_group(text, i + 1, end, ctx)
+            subscript = text[inner_start:inner_end].strip()
+            if not _SUBSCRIPT_RE.fullmatch(subscript):
+                raise ctx.error(
+                    f"subscripts must be letters or digits, e.g. w_{{3}} (column {i + 1})"
+                )
+            # The tokenizer joins "w_3" into the name w3; the space ends the name, as "}" does.
+            out.emit(f"_{subscript} ", i)
+            i = after
+        elif ch in _SUPERSCRIPTS:
+            run_end = i
+            while run_end < end and text[run_end] in _SUPERSCRIPTS:
+                run_end += 1
+            digits = "".join(_SUPERSCRIPTS[c] for c in text[i:run_end])
+            out.emit(f"^({digits})", i)
+            i = run_end
+        else:
+            out.emit(_UNICODE_REPLACEMENTS.get(ch, ch), i)
+            i += 1
+
+
+def _latex_command(text: str, i: int, end: int, out: _Out, ctx: _Context, depth: int) -> int:
+    """Translate the LaTeX command starting at the backslash ``text[i]``; return the next index."""
+    match = _LATEX_COMMAND_RE.match(text, i + 1, end)
+    if match is None:
+        return _latex_symbol(text, i, end, out, ctx)
+    name, after = match.group(), match.end()
+    if name in _LATEX_FRACTIONS:
+        numerator, after = _read_argument(text, after, end, ctx, f"\\{name}")
+        denominator, after = _read_argument(text, after, end, ctx, f"\\{name}")
+        out.emit("((", i)
+        _translate(text, *numerator, out, ctx, depth + 1)
+        out.emit(")/(", i)
+        _translate(text, *denominator, out, ctx, depth + 1)
+        out.emit("))", i)
+        return after
+    if name == "sqrt":
+        return _latex_sqrt(text, i, after, end, out, ctx, depth)
+    if name in ("cdot", "times"):
+        out.emit("*", i)
+        return after
+    if name == "div":
+        out.emit("/", i)
+        return after
+    if name in _LATEX_FUNCTIONS or name in _GREEK:
+        # Spaces keep "x\eta" from becoming the single name "xeta".
+        out.emit(f" {name} ", i)
+        return after
+    if name in _LATEX_SPACES:
+        out.emit(" ", i)
+        return after
+    if name in ("left", "right"):
+        return _latex_delimiter(text, i, name, after, end, out, ctx)
+    raise ctx.error(f"unknown LaTeX command '\\{_quote(name)}' at column {i + 1}")
+
+
+def _latex_symbol(text: str, i: int, end: int, out: _Out, ctx: _Context) -> int:
+    """Translate a backslash followed by one non-letter, such as ``\\,`` or ``\\(``."""
+    if i + 1 >= end:
+        raise ctx.error(f"a lone '\\' at column {i + 1}")
+    ch = text[i + 1]
+    if ch in ",;!: ":
+        out.emit(" ", i)
+    elif ch in "()[]":
+        pass  # \( \) \[ \] only delimit maths mode.
+    elif ch in "{}":
+        out.emit("(" if ch == "{" else ")", i)
+    else:
+        raise ctx.error(f"unknown LaTeX command '\\{_quote(ch)}' at column {i + 1}")
+    return i + 2
+
+
+def _latex_sqrt(
+    text: str, i: int, after: int, end: int, out: _Out, ctx: _Context, depth: int
+) -> int:
+    """Translate ``\\sqrt{a}`` and ``\\sqrt[n]{a}``."""
+    j = _skip_spaces(text, after, end)
+    index = None
+    if j < end and text[j] == "[":
+        close = text.find("]", j + 1, end)
+        if close < 0:
+            raise ctx.error(f"missing ']' for the '[' of \\sqrt at column {j + 1}")
+        index, j = (j + 1, close), close + 1
+    radicand, after = _read_argument(text, j, end, ctx, "\\sqrt")
+    if index is None:
+        out.emit(" sqrt(", i)
+        _translate(text, *radicand, out, ctx, depth + 1)
+        out.emit(")", i)
+    else:
+        out.emit("((", i)
+        _translate(text, *radicand, out, ctx, depth + 1)
+        out.emit(")**(1/(", i)
+        _translate(text, *index, out, ctx, depth + 1)
+        out.emit(")))", i)
+    return after
+
+
+def _latex_delimiter(
+    text: str, i: int, name: str, after: int, end: int, out: _Out, ctx: _Context
+) -> int:
+    """Translate ``\\left(``, ``\\right]`` and friends to plain parentheses."""
+    j = _skip_spaces(text, after, end)
+    opening = name == "left"
+    if j < end and text[j] in ("([" if opening else ")]"):
+        out.emit("(" if opening else ")", i)
+        return j + 1
+    if text.startswith("\\{" if opening else "\\}", j):
+        out.emit("(" if opening else ")", i)
+        return j + 2
+    if j < end and text[j] == ".":
+        return j + 1
+    raise ctx.error(f"\\{name} at column {i + 1} must be followed by a bracket such as ( or [")
+
+
+def _skip_spaces(text: str, i: int, end: int) -> int:
+    while i < end and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _read_argument(
+    text: str, i: int, end: int, ctx: _Context, command: str
+) -> tuple[tuple[int, int], int]:
+    """Read one LaTeX argument: ``{...}``, a single character (``\\frac12``) or ``\\name``.
+
+    Returns ((start, end) of the argument's text, index after it).
+    """
+    i = _skip_spaces(text, i, end)
+    if i < end and text[i] == "{":
+        inner_start, inner_end, after = _read_group(text, i, end, ctx)
+        return (inner_start, inner_end), after
+    if i < end and text[i] == "\\":
+        match = _LATEX_COMMAND_RE.match(text, i + 1, end)
+        if match is not None:
+            return (i, match.end()), match.end()
+    if i < end and (text[i].isascii() and (text[i].isalnum() or text[i] == ".")):
+        return (i, i + 1), i + 1
+    raise ctx.error(
+        f"{command} needs its arguments in braces, e.g. \\frac{{1}}{{2}} (column {i + 1})"
+    )
+
+
+def _read_group(text: str, i: int, end: int, ctx: _Context) -> tuple[int, int, int]:
+    """Given ``text[i] == '{'``, return (inner start, inner end, index after the ``}``)."""
+    level = 0
+    j = i
+    while j < end:
+        ch = text[j]
+        if ch == "\\":
+            j += 2  # an escaped brace does not count
+            continue
+        if ch == "{":
+            level += 1
+        elif ch == "}":
+            level -= 1
+            if level == 0:
+                return i + 1, j, j + 1
+        j += 1
+    raise ctx.error(f"missing '}}' for the '{{' at column {i + 1}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 2: tokens
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "num", "name" or "op"
+    text: str  # the number or name as typed; operators normalised ("^" -> "**")
+    column: int  # 1-based column in the original text
+    value: sympy.Rational | None = None  # exact value of a number
+
+
+_TOKEN_RE = re.compile(
+    r"(?P<space>[ \t\r\n]+)"
+    r"|(?P<num>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>\*\*|//|[-+*/^(),])"
+)
+
+# Hints for ASCII characters that people try; everything else gets just the column.
+_CHARACTER_HINTS = {
+    "'": "text in quotes is not allowed",
+    '"': "text in quotes is not allowed",
+    ".": "'.' may only appear inside a number, e.g. 0.5",
+    "=": "write an expression, not an equation",
+    "<": "write an expression, not a comparison",
+    ">": "write an expression, not a comparison",
+    "!": "write an expression, not a comparison",
+    "%": "'%' is not supported",
+    "[": "use ( ) for grouping",
+    "]": "use ( ) for grouping",
+    "{": "use ( ) for grouping",
+    "}": "use ( ) for grouping",
+    "\\": "LaTeX is not accepted here",
+}
+
+
+def _unexpected_character(ch: str, column: int, ctx: _Context) -> ParseError:
+    """A message naming the character (and its Unicode name) and, where we can, the fix."""
+    if ch.isascii() and ch.isprintable():
+        description = repr(ch)
+        hint = _CHARACTER_HINTS.get(ch)
+    else:
+        name = unicodedata.name(ch, f"U+{ord(ch):04X}")
+        description = f"{ch!r} ({name})"
+        hint = _non_ascii_hint(ch, name)
+    message = f"unexpected character {description} at column {column}"
+    return ctx.error(f"{message}; {hint}" if hint else message)
+
+
+def _non_ascii_hint(ch: str, name: str) -> str | None:
+    if ch in _UNICODE_REPLACEMENTS:
+        replacement = _UNICODE_REPLACEMENTS[ch]
+        return "use an ordinary space" if replacement == " " else f"use '{replacement}'"
+    if ch in _SUPERSCRIPTS:
+        return f"use ^, e.g. x^{_SUPERSCRIPTS[ch]}"
+    if name.startswith("GREEK") and "LETTER" in name:
+        return f"write Greek letters by name, e.g. {name.rsplit(' ', 1)[-1].lower()}"
+    if unicodedata.category(ch).startswith("L"):
+        return "names may only use the ASCII letters a-z and A-Z"
+    return None
+
+
+def _tokenize(source: str, origin: list[int] | None, ctx: _Context) -> list[_Token]:
+    """Split ``source`` into tokens, refusing anything outside the grammar's alphabet."""
+
+    def column(position: int) -> int:
+        return position + 1 if origin is None else origin[position] + 1
+
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(source):
+        match = _TOKEN_RE.match(source, position)
+        if match is None:
+            raise _unexpected_character(source[position], column(position), ctx)
+        kind, text, col = match.lastgroup, match.group(), column(position)
+        position = match.end()
+        if kind == "num":
+            _check_after_number(source, position, text, col, ctx)
+            tokens.append(_Token("num", text, col, _number_value(text, col, ctx)))
+        elif kind == "name":
+            tokens.append(_Token("name", _checked_name(text, col, ctx), col))
+        elif kind == "op":
+            if text == "//":
+                raise ctx.cannot_read(col, "'//' (integer division) is not supported; use '/'")
+            tokens.append(_Token("op", "**" if text == "^" else text, col))
+    return tokens
+
+
+def _check_after_number(source: str, end: int, text: str, column: int, ctx: _Context) -> None:
+    """Refuse literals that only look like one number, e.g. ``1.2.3`` or ``1_000``."""
+    following = source[end : end + 1]
+    if following == ".":
+        raise ctx.cannot_read(column, f"'{text}.' is not a number")
+    if following == "_":
+        raise ctx.cannot_read(column, "write numbers without '_', e.g. 1000")
+    if text == "0" and following in ("x", "X", "b", "B", "o", "O"):
+        rest = source[end + 1 : end + 2]
+        if rest.isascii() and rest.isalnum():
+            raise ctx.cannot_read(column, "hexadecimal, binary and octal numbers are not supported")
+
+
+def _number_value(text: str, column: int, ctx: _Context) -> sympy.Rational:
+    """The exact value of a decimal literal: "0.1" is 1/10, never the float 0.1000000000000000055."""
+    limits = ctx.limits
+    if len(text) > limits.max_literal_chars:
+        raise ctx.error(
+            f"number '{_quote(text, 20)}' at column {column} is too long "
+            f"(limit {limits.max_literal_chars} characters)"
+        )
+    mantissa, _, exponent_text = text.lower().partition("e")
+    exponent = int(exponent_text) if exponent_text else 0
+    if abs(exponent) > limits.max_scientific_exponent:
+        raise ctx.error(
+            f"the exponent in '{text}' at column {column} is too large "
+            f"(limit {limits.max_scientific_exponent})"
+        )
+    whole, _, fraction = mantissa.partition(".")
+    digits = int((whole + fraction) or "0")
+    scale = len(fraction) - exponent
+    if scale >= 0:
+        return Rational(digits, 10**scale)
+    return Integer(digits * 10**-scale)
+
+
+def _checked_name(text: str, column: int, ctx: _Context) -> str:
+    """Validate a name token; in student answers ``w_3`` becomes ``w3``."""
+    if text.startswith("_"):
+        raise ctx.error(
+            f"'{_quote(text)}' at column {column} cannot be used as a name; "
+            "names must start with a letter"
+        )
+    if ctx.student and "_" in text and not (ctx.names is not None and text in ctx.names):
+        text = text.replace("_", "")
+    if text in _KEYWORDS:
+        raise ctx.error(f"'{text}' cannot be used as a name (column {column})")
+    if len(text) > ctx.limits.max_name_length:
+        raise ctx.error(
+            f"name '{_quote(text, 20)}' at column {column} is too long "
+            f"(limit {ctx.limits.max_name_length} characters)"
+        )
+    return text
+
+
+def _is_function_like(name: str) -> bool:
+    # Case slips ("Exp(x)") stay calls, so that they earn a "did you mean exp?" hint.
+    return name in FUNCTIONS or name.lower() in FUNCTIONS
+
+
+def _insert_implicit_products(tokens: list[_Token], ctx: _Context) -> list[_Token]:
+    """Student answers: ``2x``, ``2(x+1)``, ``(x+1)(x-1)`` and ``x y`` mean products."""
+    result: list[_Token] = []
+    for token in tokens:
+        if result and _ends_operand(result[-1]) and _starts_operand(token):
+            previous = result[-1]
+            if previous.kind == "num" and token.kind == "num":
+                raise ctx.cannot_read(
+                    token.column,
+                    f"two numbers in a row ({previous.text} {token.text}); "
+                    "join them or put '*' between them",
+                )
+            is_call = previous.kind == "name" and token.text == "(" and _is_function_like(
+                previous.text
+            )
+            if not is_call:
+                result.append(_Token("op", "*", token.column))
+        result.append(token)
+    return result
+
+
+def _ends_operand(token: _Token) -> bool:
+    return token.kind != "op" or token.text == ")"
+
+
+def _starts_operand(token: _Token) -> bool:
+    return token.kind != "op" or token.text == "("
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 3: grammar and depth on the token stream
+
+
+@dataclass
+class _Open:
+    """An open parenthesis while checking the token stream."""
+
+    token: _Token
+    function: str | None  # the called name, or None for grouping
+    outer_chain: int  # the enclosing level's run of unary/power operators
+
+
+def _check_structure(tokens: list[_Token], ctx: _Context) -> None:
+    """Refuse malformed token streams with a precise column, before Python's parser sees them.
+
+    Also bounds nesting: open parentheses plus runs of unary signs and ``**`` (each of which nests
+    one level deeper in the tree), so the CPython parser never sees more than max_depth levels.
+    """
+    if not tokens:
+        raise ctx.error("empty expression")
+    expect_operand = True
+    stack: list[_Open] = []
+    chain = 0  # unary signs and ** since the last + - * / , at this level
+    nesting = 0  # sum of the enclosing levels' chains
+    previous: _Token | None = None
+    for token in tokens:
+        if expect_operand:
+            if token.kind != "op":
+                expect_operand = False
+            elif token.text == "(":
+                stack.append(_Open(token, None, chain))
+                nesting += chain
+                chain = 0
+            elif token.text in ("+", "-"):
+                chain += 1
+            elif token.text == ")" and not stack:
+                raise _unmatched_close(token, ctx)
+            else:
+                raise _missing_operand(token, previous, stack, ctx)
+        elif token.kind != "op":
+            raise _juxtaposition(previous, token, ctx)
+        elif token.text in ("+", "-", "*", "/"):
+            chain = 0
+            expect_operand = True
+        elif token.text == "**":
+            chain += 1
+            expect_operand = True
+        elif token.text == ")":
+            if not stack:
+                raise _unmatched_close(token, ctx)
+            opened = stack.pop()
+            chain = opened.outer_chain
+            nesting -= chain
+        elif token.text == ",":
+            if not stack or stack[-1].function is None:
+                raise _stray_comma(token, previous, ctx)
+            chain = 0
+            expect_operand = True
+        elif token.text == "(" and previous is not None and previous.kind == "name":
+            stack.append(_Open(token, previous.text, chain))
+            nesting += chain
+            chain = 0
+            expect_operand = True
+        else:
+            raise _juxtaposition(previous, token, ctx)
+        if len(stack) + nesting + chain > ctx.limits.max_depth:
+            raise ctx.too_deep()
+        previous = token
+    if expect_operand:
+        assert previous is not None
+        raise ctx.cannot_read(
+            previous.column, f"something is missing after '{_as_typed(previous, ctx)}'"
+        )
+    if stack:
+        opened = stack[-1].token
+        char = _original_char(ctx, opened, "(")
+        closing = {"(": ")", "[": "]", "{": "}"}.get(char, ")")
+        raise ctx.error(f"missing '{closing}' to match the '{char}' at column {opened.column}")
+
+
+def _original_char(ctx: _Context, token: _Token, default: str) -> str:
+    """The character the user typed for a bracket token (``{`` in LaTeX answers, say)."""
+    char = ctx.text[token.column - 1 : token.column]
+    return char if char and char in "()[]{}" else default
+
+
+def _as_typed(token: _Token, ctx: _Context) -> str:
+    """An operator as the user wrote it ("^" rather than the normalised "**")."""
+    if token.text == "**" and ctx.text[token.column - 1 : token.column] == "^":
+        return "^"
+    return token.text
+
+
+def _unmatched_close(token: _Token, ctx: _Context) -> ParseError:
+    return ctx.error(
+        f"unexpected '{_original_char(ctx, token, ')')}' at column {token.column}; "
+        "there is no '(' before it to close"
+    )
+
+
+def _missing_operand(
+    token: _Token, previous: _Token | None, stack: list[_Open], ctx: _Context
+) -> ParseError:
+    if token.text == ")" and previous is not None and previous.text == "(":
+        function = stack[-1].function if stack else None
+        if function is not None:
+            return ctx.cannot_read(
+                token.column, f"{function}() needs one argument, e.g. {function}(x)"
+            )
+        return ctx.cannot_read(token.column, "empty parentheses")
+    return ctx.cannot_read(
+        token.column, f"expected a number or a name before '{_as_typed(token, ctx)}'"
+    )
+
+
+def _stray_comma(token: _Token, previous: _Token | None, ctx: _Context) -> ParseError:
+    detail = "',' only separates function arguments"
+    if previous is not None and previous.kind == "num":
+        # Most likely a decimal comma, as in 0,5.
+        detail += "; write decimals with '.', e.g. 1.5"
+    return ctx.cannot_read(token.column, detail)
+
+
+def _juxtaposition(previous: _Token | None, token: _Token, ctx: _Context) -> ParseError:
+    """Two operands side by side: suggest the product the user probably meant."""
+    assert previous is not None
+    left = "(...)" if previous.text == ")" else previous.text
+    right = "(...)" if token.text == "(" else token.text
+    return ctx.cannot_read(token.column, f"did you mean {left}*{right}?")
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 4: Python's parser, then a whitelist walker that builds SymPy objects
+
+
+def _assemble(tokens: list[_Token], ctx: _Context) -> str:
+    """Rebuild source for ``ast.parse``; numbers become placeholders ``_n0``, ``_n1``, ...
+
+    Placeholders keep Python's literal rules (leading zeros, 1e999 -> inf, ...) out of the way;
+    user names cannot start with '_', so they never collide.
+    """
+    parts = []
+    for token in tokens:
+        if token.kind == "num":
+            assert token.value is not None
+            parts.append(f"_n{len(ctx.numbers)}")
+            ctx.numbers.append(token.value)
+        else:
+            parts.append(token.text)
+    return " ".join(parts)
+
+
+def _parse_python(source: str, ctx: _Context) -> ast.expr:
+    try:
+        return ast.parse(source, mode="eval").body
+    except (SyntaxError, RecursionError, MemoryError, ValueError, OverflowError):
+        # The token check should make this unreachable; never leak Python's own wording.
+        raise ctx.cannot_read(1) from None
+
+
+def _build(node: ast.expr, ctx: _Context, depth: int) -> sympy.Expr:
+    """Build the SymPy object for ``node``, allowing only the grammar's constructs."""
+    if depth > ctx.limits.max_depth:
+        raise ctx.too_deep()
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return _build_sum(node, ctx, depth)
+        if isinstance(node.op, (ast.Mult, ast.Div)):
+            return _build_product(node, ctx, depth)
+        if isinstance(node.op, ast.Pow):
+            base = _build(node.left, ctx, depth + 1)
+            exponent = _build(node.right, ctx, depth + 1)
+            return _power(base, exponent, ctx)
+    elif isinstance(node, ast.UnaryOp):
+        if isinstance(node.op, ast.USub):
+            return _checked(-_build(node.operand, ctx, depth + 1), ctx)
+        if isinstance(node.op, ast.UAdd):
+            return _build(node.operand, ctx, depth + 1)
+    elif isinstance(node, ast.Call):
+        return _build_call(node, ctx, depth)
+    elif isinstance(node, ast.Name):
+        return _build_name(node.id, ctx)
+    raise ctx.cannot_read(getattr(node, "col_offset", 0) + 1, "this construct is not supported")
+
+
+def _left_spine(node: ast.expr, ops: tuple[type, ...]) -> list[tuple[type, ast.expr]]:
+    """Flatten a left-associative chain ``a - b + c`` into [(Add, a), (Sub, b), (Add, c)].
+
+    Walking the chain iteratively keeps a 500-term sum from counting as 500 levels of nesting.
+    """
+    items: list[tuple[type, ast.expr]] = []
+    while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+        items.append((type(node.op), node.right))
+        node = node.left
+    items.append((ops[0], node))
+    items.reverse()
+    return items
+
+
+def _build_sum(node: ast.BinOp, ctx: _Context, depth: int) -> sympy.Expr:
+    terms = []
+    for op, operand in _left_spine(node, (ast.Add, ast.Sub)):
+        value = _build(operand, ctx, depth + 1)
+        terms.append(-value if op is ast.Sub else value)
+    # Add is associative in SymPy, and one n-ary Add avoids the quadratic cost of a left fold.
+    return _checked(Add(*terms), ctx)
+
+
+# Up to this many factors, products are folded left exactly as Python would evaluate a*b*c, so
+# results equal the same expression written with SymPy operators (Mul distributes a number over a
+# sum only when they meet alone). Longer products, which people do not type, use one n-ary Mul:
+# the same value, built in linear rather than quadratic time.
+_FOLD_LIMIT = 32
+
+
+def _build_product(node: ast.BinOp, ctx: _Context, depth: int) -> sympy.Expr:
+    factors: list[tuple[type, sympy.Expr]] = []
+    for op, operand in _left_spine(node, (ast.Mult, ast.Div)):
+        value = _build(operand, ctx, depth + 1)
+        if op is ast.Div and value == 0:
+            raise ctx.error("division by zero")
+        factors.append((op, value))
+    if len(factors) > _FOLD_LIMIT:
+        parts = [Pow(v, -1) if op is ast.Div else v for op, v in factors]
+        return _checked(Mul(*parts), ctx)
+    result = factors[0][1]
+    for op, value in factors[1:]:
+        result = _checked(result / value if op is ast.Div else result * value, ctx)
+    return _checked(result, ctx)
+
+
+def _build_call(node: ast.Call, ctx: _Context, depth: int) -> sympy.Expr:
+    if not isinstance(node.func, ast.Name):
+        raise ctx.cannot_read(node.col_offset + 1, "only functions can be called")
+    name = node.func.id
+    if name not in FUNCTIONS:
+        raise ctx.error(_unknown_function(name, ctx))
+    if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+        raise ctx.error(f"{name} takes one argument, e.g. {name}(x)")
+    argument = _build(node.args[0], ctx, depth + 1)
+    return _apply_function(name, argument, ctx)
+
+
+def _unknown_function(name: str, ctx: _Context) -> str:
+    message = f"unknown function '{name}'; "
+    if name.lower() in FUNCTIONS:
+        return message + f"did you mean {name.lower()}?"
+    if ctx.names is not None and name in ctx.names:
+        return message + f"for a product write {name}*(...)"
+    return message + f"allowed: {_FUNCTION_LIST}"
+
+
+def _apply_function(name: str, argument: sympy.Expr, ctx: _Context) -> sympy.Expr:
+    if argument.is_number:
+        _check_function_argument(name, argument, ctx)
+    if name == "sqrt":
+        if _is_negative_constant(argument):
+            raise ctx.error("square root of a negative number is not a real number")
+        return _power(argument, S.Half, ctx)
+    if name in ("log", "ln"):
+        if argument == 0:
+            raise ctx.error("log(0) is undefined: not a real number")
+        if _is_negative_constant(argument):
+            raise ctx.error("log of a negative number is not a real number")
+    return _checked(FUNCTIONS[name](argument), ctx)
+
+
+def _build_name(name: str, ctx: _Context) -> sympy.Expr:
+    if name.startswith("_n"):
+        value = ctx.numbers[int(name[2:])]
+        ctx.clean.add(value)
+        return value
+    if name in FUNCTIONS:
+        raise ctx.error(f"'{name}' is a function; write {name}(...)")
+    if ctx.numbers_only:
+        raise ctx.error(f"expected a number, found the name '{name}'")
+    if ctx.names is not None and name not in ctx.names:
+        raise ctx.error(_unknown_name(name, ctx.names))
+    result = symbol(name)
+    ctx.clean.add(result)
+    return result
+
+
+def _unknown_name(name: str, names: frozenset[str]) -> str:
+    if not names:
+        return f"unknown name '{name}'; no names are allowed here"
+    listing = ", ".join(sorted(names))
+    hint = _name_hint(name, names)
+    if hint is None:
+        return f"unknown name '{name}'; use one of: {listing}"
+    return f"unknown name '{name}'; {hint} (use one of: {listing})"
+
+
+def _name_hint(name: str, names: frozenset[str]) -> str | None:
+    """A guess at what the user meant by an unknown name: a case slip or a missing '*'."""
+    same_letters = sorted(n for n in names if n.lower() == name.lower())
+    if same_letters:
+        return f"did you mean {same_letters[0]}?"
+    parts = _split_into_names(name, names)
+    if parts is not None:
+        return f"did you mean {'*'.join(parts)}?"
+    for function in sorted(FUNCTIONS, key=len, reverse=True):
+        rest = name[len(function) :]
+        if name.startswith(function) and rest:
+            inner = [rest] if rest in names else _split_into_names(rest, names)
+            if inner is not None:
+                return f"did you mean {function}({'*'.join(inner)})?"
+    if name == "e":
+        return "for Euler's number write exp(1), and exp(x) for e^x"
+    return None
+
+
+def _split_into_names(name: str, names: frozenset[str]) -> list[str] | None:
+    """Split ``w1x`` into known names [w1, x], using as few pieces as possible (at least two)."""
+    best: list[list[str] | None] = [None] * (len(name) + 1)
+    best[0] = []
+    for start in range(len(name)):
+        prefix = best[start]
+        if prefix is None:
+            continue
+        for candidate in names:
+            stop = start + len(candidate)
+            if candidate and name.startswith(candidate, start):
+                current = best[stop]
+                if current is None or len(prefix) + 1 < len(current):
+                    best[stop] = prefix + [candidate]
+    found = best[len(name)]
+    return found if found is not None and len(found) >= 2 else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounds on the SymPy side: exponents, sizes of numbers, reality
+
+
+def _bits(number: sympy.Rational) -> int:
+    return max(abs(number.p).bit_length(), number.q.bit_length())
+
+
+def _numeric_bits(expr: sympy.Expr) -> int:
+    """Bits of the exact numbers SymPy will raise to a power when it raises ``expr`` to one.
+
+    SymPy distributes powers over the factors of a product and evaluates powers of numbers, but
+    leaves powers of sums alone, so only numbers and products need counting.
+    """
+    if expr.is_Rational:
+        return _bits(expr)
+    if expr.is_Pow and expr.base.is_Rational and expr.exp.is_Rational:
+        return -(-_bits(expr.base) * abs(expr.exp.p) // expr.exp.q)
+    if expr.is_Mul:
+        return sum(_numeric_bits(factor) for factor in expr.args)
+    return 0
+
+
+def _describe(number: sympy.Rational) -> str:
+    # str() of a huge integer is slow and refused by Python past 4300 digits.
+    if _bits(number) <= 64:
+        return str(number)
+    return f"(a number of about {int(_bits(number) * 0.30103) + 1} digits)"
+
+
+def _power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> sympy.Expr:
+    """``base**exponent`` after refusing exponents, sizes and signs that would hurt."""
+    limits = ctx.limits
+    if exponent.is_Rational:
+        p, q = exponent.p, exponent.q
+        if abs(p) > limits.max_exponent:
+            raise ctx.error(
+                f"exponent {_describe(exponent)} is too large (limit {limits.max_exponent})"
+            )
+        if q > limits.max_exponent:
+            raise ctx.error(
+                f"exponent {_describe(exponent)} has too large a denominator "
+                f"(limit {limits.max_exponent})"
+            )
+        bits = _numeric_bits(base)
+        if bits * abs(p) > limits.max_number_bits:
+            raise ctx.error(
+                f"power too large: the result would have about {bits * abs(p)} bits "
+                f"(limit {limits.max_number_bits})"
+            )
+        if q != 1 and bits > limits.max_root_bits:
+            raise ctx.error(
+                f"root of a {bits}-bit number is too costly to take exactly "
+                f"(limit {limits.max_root_bits} bits)"
+            )
+        if p < 0 and base == 0:
+            raise ctx.error("division by zero (0 to a negative power)")
+    if not exponent.is_Integer and _is_negative_constant(base):
+        raise ctx.error("a negative number to a non-integer power is not a real number")
+    return _checked(Pow(base, exponent), ctx)
+
+
+def _is_negative_constant(expr: sympy.Expr) -> bool:
+    if expr.is_Rational:
+        return bool(expr < 0)
+    # Constants that reach here have bounded size (see _check_function_argument), so SymPy's
+    # numerical sign test is quick.
+    return bool(expr.is_number) and expr.is_extended_negative is True
+
+
+_LOG2_E = 1.4426950408889634
+
+
+def _check_function_argument(name: str, argument: sympy.Expr, ctx: _Context) -> None:
+    """Bound the size of a constant before SymPy evaluates a function of it.
+
+    SymPy decides signs of constants numerically, which for sin(c) or abs(c) needs as many bits
+    of precision as c has digits: abs(sin(c) - 1) took over a minute for c near e**300000.
+    """
+    bound = ctx.limits.max_exp_argument
+    if name in ("exp", "sigmoid"):
+        if _magnitude_exceeds(argument, bound):
+            raise ctx.error(
+                f"the argument of {name} is too large (limit {bound} in absolute value)"
+            )
+    elif _log2_magnitude(argument) > bound * _LOG2_E + 64:  # slack: the estimate rounds up
+        raise ctx.error(
+            f"the argument of {name} is too large (limit exp({bound}) in absolute value)"
+        )
+
+
+def _float_value(constant: sympy.Expr) -> sympy.Float | None:
+    value = constant.evalf(5)
+    return value if value.is_Float else None
+
+
+def _log2_magnitude(constant: sympy.Expr) -> float:
+    """About log2|constant|, erring high when evaluation loses all precision; inf if unknown."""
+    if constant.is_Rational:
+        return float(abs(constant.p).bit_length() - constant.q.bit_length())
+    value = _float_value(constant)
+    if value is None:
+        return float("inf")
+    _, mantissa, exponent, bit_count = value._mpf_
+    if mantissa == 0:
+        # mpmath's zero is (0, 0, 0, 0); its infinities and nan also have a zero mantissa.
+        return float("-inf") if exponent == 0 and bit_count == 0 else float("inf")
+    return float(exponent + bit_count)
+
+
+def _magnitude_exceeds(constant: sympy.Expr, bound: int) -> bool:
+    """Whether |constant| > bound (True when that cannot be told)."""
+    if constant.is_Rational:
+        return bool(abs(constant) > bound)
+    value = _float_value(constant)
+    return value is None or bool(abs(value) > bound)
+
+
+_NOT_FINITE_REAL = {
+    S.ComplexInfinity: "division by zero",
+    S.NaN: "undefined result, such as 0/0",
+    S.Infinity: "infinite result",
+    S.NegativeInfinity: "infinite result",
+    S.ImaginaryUnit: "not a real number",
+}
+
+
+def _checked(expr: sympy.Expr, ctx: _Context) -> sympy.Expr:
+    """Refuse ``expr`` if SymPy's evaluation produced I, zoo, oo, nan, or numbers too large.
+
+    Runs after every construction step, because a later step can hide a bad value (1/(1/0) is 0).
+    Subexpressions already checked are skipped, so the total work stays linear.
+    """
+    limits = ctx.limits
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node in ctx.clean:
+            continue
+        ctx.clean.add(node)
+        if node.is_Atom:
+            if node in _NOT_FINITE_REAL:
+                raise ctx.error(_NOT_FINITE_REAL[node])
+            if node.is_Rational and _bits(node) > limits.max_number_bits:
+                raise ctx.error(
+                    f"a number in the result would have {_bits(node)} bits "
+                    f"(limit {limits.max_number_bits})"
+                )
+            continue
+        # SymPy merges exp(a)**n into exp(n*a); the merged argument needs the same bound.
+        if isinstance(node, sympy.exp) and node.args[0].is_number:
+            _check_function_argument("exp", node.args[0], ctx)
+        elif node.is_Pow and node.exp.is_number and not node.exp.is_Rational:
+            if _magnitude_exceeds(node.exp, limits.max_exp_argument):
+                raise ctx.error(
+                    f"exponent is too large (limit {limits.max_exp_argument} in absolute value)"
+                )
+        stack.extend(node.args)
+    return expr
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def parse_expression(
+    text: str,
+    field: str,
+    *,
+    names: Collection[str] | None = None,
+    numbers_only: bool = False,
+    student: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> sympy.Expr:
+    """Turn ``text`` into an exact SymPy expression, or raise :class:`ParseError`.
+
+    ``field`` names the input in messages (``--model 1``). With ``names`` given only those names
+    are allowed; ``numbers_only`` allows none. ``student`` accepts the lenient answer grammar:
+    implicit products (``2x``), Unicode operators (``−``, ``×``, ``²``) and LaTeX (``\\frac{1}{2}``).
+    Decimals are exact (``0.1`` is 1/10). Results are finite and real; anything else, and any input
+    beyond ``limits``, is refused with a one-line message saying how to fix it.
+    """
+    text = _check_length(text, field, limits.max_length)
+    ctx = _Context(
+        field=field,
+        text=text,
+        names=None if names is None else frozenset(names),
+        numbers_only=numbers_only,
+        student=student,
+        limits=limits,
+    )
+    if student:
+        source, origin = _student_source(ctx)
+        tokens = _insert_implicit_products(_tokenize(source, origin, ctx), ctx)
+    else:
+        tokens = _tokenize(text, None, ctx)
+    _check_structure(tokens, ctx)
+    tree = _parse_python(_assemble(tokens, ctx), ctx)
+    try:
+        return _build(tree, ctx, 1)
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError):
+        # SymPy's own evaluation gave up (e.g. a sign it cannot decide); say so in one line.
+        raise ctx.error("could not evaluate this expression exactly; simplify it") from None
+
+
+def parse_number(text: str, field: str, *, limits: Limits = DEFAULT_LIMITS) -> sympy.Expr:
+    """Parse an exact real constant such as ``0.1``, ``1/3``, ``2^-4`` or ``sqrt(2)/2``."""
+    value = parse_expression(text, field, numbers_only=True, limits=limits)
+    if value.is_extended_real is False:
+        raise ParseError(field, "not a real number")
+    return value
+
+
+def split_assignment(text: str, field: str) -> tuple[str, str]:
+    """Split ``"w1 = 2.4"`` into ``("w1", "2.4")``; the value is left for the caller to parse."""
+    text = _check_length(text, field, DEFAULT_LIMITS.max_length)
+    name, equals, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not equals:
+        raise ParseError(field, f"{_EXAMPLE_ASSIGNMENT}; found no '=' in '{_quote(text)}'")
+    if "=" in value:
+        raise ParseError(field, f"{_EXAMPLE_ASSIGNMENT}, with a single '='")
+    if not name:
+        raise ParseError(field, f"missing the name before '='; {_EXAMPLE_ASSIGNMENT}")
+    if not value:
+        raise ParseError(field, f"missing the value after '{_quote(name)}='; {_EXAMPLE_ASSIGNMENT}")
+    _check_assigned_name(name, field)
+    return name, value
+
+
+def _check_assigned_name(name: str, field: str) -> None:
+    if not _NAME_RE.fullmatch(name):
+        raise ParseError(
+            field,
+            f"'{_quote(name)}' is not a valid name; names start with a letter and contain only "
+            "letters, digits and '_'",
+        )
+    if name in _KEYWORDS:
+        raise ParseError(field, f"'{name}' cannot be used as a name")
+    if name in FUNCTIONS:
+        raise ParseError(field, f"'{name}' is a function and cannot be used as a name")
+    if len(name) > DEFAULT_LIMITS.max_name_length:
+        raise ParseError(
+            field,
+            f"name '{_quote(name, 20)}' is too long "
+            f"(limit {DEFAULT_LIMITS.max_name_length} characters)",
+        )
+
+
+def parse_assignments(text: str, field: str) -> dict[str, sympy.Expr]:
+    """Parse ``"x=7, y=10"`` into ``{"x": 7, "y": 10}`` (exact numbers, in the order given)."""
+    text = _check_length(text, field, DEFAULT_LIMITS.max_length)
+    if not text.strip():
+        raise ParseError(field, "empty list; expected NAME=VALUE pairs, e.g. x=7, y=10")
+    result: dict[str, sympy.Expr] = {}
+    for position, item in enumerate(text.split(","), start=1):
+        if not item.strip():
+            raise ParseError(
+                field,
+                f"entry {position} of the list is empty; expected NAME=VALUE pairs separated by "
+                "commas, e.g. x=7, y=10",
+            )
+        name, value = split_assignment(item, field)
+        if name in result:
+            raise ParseError(field, f"{name} given twice")
+        try:
+            result[name] = parse_number(value, field)
+        except ParseError as error:
+            raise ParseError(field, f"{name}: {error.message}") from None
+    return result

@@ -1,0 +1,102 @@
+"""How exact objects are written in each output format (plain text, LaTeX, Markdown).
+
+LaTeX comes from SymPy's printer with an explicit ``order`` so output is deterministic; nothing
+patches printed LaTeX afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+# Only Computer Modern glyphs (no TS1/T1 text-companion fonts), so no bitmap fonts get generated.
+_TEX_ESCAPES = {
+    "\\": r"$\backslash$", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "<": r"$<$", ">": r"$>$",
+}
+
+
+def tex(expr) -> str:
+    """SymPy LaTeX with deterministic term order."""
+    return sp.latex(expr, order="lex")
+
+
+def text(expr) -> str:
+    """SymPy's plain string form, which ``sympify`` reads back exactly."""
+    return sp.sstr(expr, order="lex")
+
+
+def tex_escape(value: str) -> str:
+    """Make arbitrary text (a student's name, a file name) safe inside a LaTeX document."""
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(value))
+
+
+def _needs_parens(expr) -> bool:
+    expr = sp.sympify(expr, strict=True)
+    if expr.is_Add:
+        return True
+    if expr.is_Number:
+        return expr < 0 or (expr.is_Rational and expr.q != 1)
+    return expr.could_extract_minus_sign()
+
+
+@dataclass(frozen=True)
+class Printer:
+    """Writes expressions, names and maths for one output format: ``text``, ``latex`` or ``markdown``."""
+
+    kind: str
+
+    @property
+    def is_tex(self) -> bool:
+        """Whether maths is written as LaTeX."""
+        return self.kind != "text"
+
+    def expr(self, value) -> str:
+        """An expression (or number) in this format's maths notation."""
+        return tex(value) if self.is_tex else text(value)
+
+    def operand(self, value) -> str:
+        """An expression as a factor of a product, in parentheses where needed."""
+        body = self.expr(value)
+        if not _needs_parens(value):
+            return body
+        return rf"\left({body}\right)" if self.is_tex else f"({body})"
+
+    @property
+    def times(self) -> str:
+        """The multiplication sign between written-out factors."""
+        return r" \cdot " if self.is_tex else " * "
+
+    def name(self, symbol) -> str:
+        """A symbol or a model name (f1 -> f_{1} in LaTeX)."""
+        return tex(sp.Symbol(str(symbol))) if self.is_tex else str(symbol)
+
+    def partial(self, top, bottom) -> str:
+        """d top / d bottom."""
+        if self.is_tex:
+            return rf"\frac{{\partial {self.name(top)}}}{{\partial {self.name(bottom)}}}"
+        return f"d{top}/d{bottom}"
+
+    def matrix(self, m: sp.MatrixBase) -> str:
+        """A matrix: pmatrix in LaTeX, nested brackets in text."""
+        if self.is_tex:
+            return tex(sp.Matrix(m))
+        return "[" + ", ".join("[" + ", ".join(text(v) for v in row) + "]" for row in m.tolist()) + "]"
+
+    def math(self, body: str) -> str:
+        """Inline maths inside running text."""
+        if self.kind == "latex":
+            return rf"\({body}\)"
+        if self.kind == "markdown":
+            return f"${body}$"
+        return body
+
+    def words(self, value: str) -> str:
+        """Running text in this format (escaped for LaTeX)."""
+        return tex_escape(value) if self.kind == "latex" else str(value)
+
+
+TEXT = Printer("text")
+LATEX = Printer("latex")
+MARKDOWN = Printer("markdown")

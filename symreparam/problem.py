@@ -1,0 +1,350 @@
+"""The problem a user poses: models, initial values, data, loss, learning rate and steps.
+
+Everything here is a frozen dataclass of exact SymPy objects. ``build_problem`` turns the raw
+strings of the CLI flags or of a TOML file into a validated :class:`Problem`; every refusal names the
+flag (``--init``) or the file key (``problem.toml: init``) it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import sympy as sp
+
+from symreparam.errors import ProblemError
+from symreparam.parse import parse_assignments, parse_expression, parse_number, split_assignment, symbol
+
+TARGET = "y"
+MAX_STEPS = 1000
+
+
+class Loss(Enum):
+    """Loss conventions; ``scale`` is c in L = c * sum_i (f(x_i) - y_i)^2 times n (c/n per point)."""
+
+    MSE = "mse"
+    HALF_MSE = "half-mse"
+    SSE = "sse"
+
+    def scale(self, n: int) -> sp.Rational:
+        """The constant c with L = c * sum_i (f(x_i) - y_i)^2 for n data points."""
+        return {Loss.MSE: sp.Rational(1, n), Loss.HALF_MSE: sp.Rational(1, 2 * n), Loss.SSE: sp.Integer(1)}[self]
+
+    @property
+    def description(self) -> str:
+        """How the loss is defined, in words."""
+        return {
+            Loss.MSE: "mean squared error, L = (1/n) sum_i (f(x_i) - y_i)^2",
+            Loss.HALF_MSE: "half mean squared error, L = (1/(2n)) sum_i (f(x_i) - y_i)^2",
+            Loss.SSE: "sum of squared errors, L = sum_i (f(x_i) - y_i)^2",
+        }[self]
+
+    @classmethod
+    def parse(cls, text: str, field_name: str) -> "Loss":
+        """Read a loss name, accepting ``half_mse`` and any capitalisation."""
+        key = str(text).strip().lower().replace("_", "-")
+        for loss in cls:
+            if loss.value == key:
+                return loss
+        raise ProblemError(field_name, f"unknown loss {text!r}; use one of: mse, half-mse, sse")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One parameterised model f(inputs; params) with its parameters in display order."""
+
+    name: str
+    expression: sp.Expr
+    params: tuple[sp.Symbol, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Data points: ``inputs[i]`` holds the input values of point i, ``targets[i]`` its y."""
+
+    input_symbols: tuple[sp.Symbol, ...]
+    inputs: tuple[tuple[sp.Expr, ...], ...]
+    targets: tuple[sp.Expr, ...]
+
+    @property
+    def size(self) -> int:
+        """The number of data points n."""
+        return len(self.targets)
+
+    def substitution(self, i: int) -> dict[sp.Symbol, sp.Expr]:
+        """The input values of point i as a substitution map."""
+        return dict(zip(self.input_symbols, self.inputs[i]))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A complete, validated gradient-descent problem on one or more models."""
+
+    models: tuple[Model, ...]
+    initial: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    data: Dataset
+    loss: Loss = Loss.MSE
+    lr: sp.Expr = field(default_factory=lambda: sp.Rational(1, 10))
+    steps: int = 1
+
+    @property
+    def initial_values(self) -> dict[sp.Symbol, sp.Expr]:
+        """Initial value of every parameter, by symbol."""
+        return dict(self.initial)
+
+    @property
+    def lr_symbols(self) -> tuple[sp.Symbol, ...]:
+        """The symbols of a symbolic learning rate (empty when it is a number)."""
+        return tuple(sorted(self.lr.free_symbols, key=lambda s: s.name))
+
+    def initial_of(self, model: Model) -> tuple[sp.Expr, ...]:
+        """Initial parameter vector of one model."""
+        values = self.initial_values
+        return tuple(values[p] for p in model.params)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the raw strings came from, so that errors name the flag or the file key.
+
+    ``file`` is the problem file's name (None for flags only); ``flags`` lists the fields that
+    command-line flags supplied on top of the file.
+    """
+
+    file: str | None = None
+    flags: frozenset[str] = frozenset()
+
+    _FLAGS = {"models": "--model", "init": "--init", "data": "--data", "lr": "--lr", "steps": "--steps",
+              "loss": "--loss"}
+
+    def field(self, key: str, index: int | None = None) -> str:
+        """The user-facing name of one input field (1-based index for repeated ones)."""
+        if self.file is None or key in self.flags:
+            label = self._FLAGS.get(key, key)
+            return f"{label} {index}" if index is not None else label
+        return f"{self.file}: {key}[{index}]" if index is not None else f"{self.file}: {key}"
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that puts w2 before w10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+REFERENCE = {
+    "models": ["w1*x + w2", "10*w3*x + w4"],
+    "init": ["w1=1", "w2=2", "w3=0.1", "w4=2"],
+    "data": ["x=7,y=10"],
+    "lr": "0.1",
+    "steps": 1,
+    "loss": "mse",
+}
+
+
+def reference_problem(**overrides) -> Problem:
+    """The reference exercise: f1 = w1*x + w2 and f2 = 10*w3*x + w4, one point (7, 10), lr 1/10."""
+    return build_problem(**{**REFERENCE, **overrides})
+
+
+def build_problem(
+    models: Sequence[str],
+    init: Sequence[str] | Mapping[str, str],
+    data: Sequence[str] | Sequence[Mapping[str, str]],
+    lr: str = "0.1",
+    steps: int | str = 1,
+    loss: str = "mse",
+    origin: Origin = Origin(),
+) -> Problem:
+    """Validate raw strings into a :class:`Problem`.
+
+    ``init`` is ``["w1=1", ...]`` or ``{"w1": "1"}``; ``data`` is ``["x=7,y=10", ...]`` or
+    ``[{"x": "7", "y": "10"}, ...]``. Raises :class:`ProblemError` / ``ParseError`` naming the field.
+    """
+    if not models:
+        raise ProblemError(origin.field("models"), "no model given; add one, e.g. --model 'w1*x + w2'")
+    if not data:
+        raise ProblemError(origin.field("data"), "no data point given; add one, e.g. --data x=7,y=10")
+    dataset = _build_dataset(data, origin)
+    inputs = {s.name for s in dataset.input_symbols}
+    built = tuple(_build_model(text, i, inputs, origin) for i, text in enumerate(models, start=1))
+    used = {s.name for m in built for s in m.expression.free_symbols}
+    unused = sorted(inputs - used, key=natural_key)
+    if unused:
+        raise ProblemError(origin.field("data", 1), f"{unused[0]} appears in no model; remove it from the data "
+                           "or use it in a model")
+    initial = _build_initial(init, built, inputs, origin)
+    loss_value = Loss.parse(loss, origin.field("loss"))
+    lr_value = _build_lr(lr, built, inputs, origin)
+    steps_value = _build_steps(steps, origin)
+    return Problem(built, initial, dataset, loss_value, lr_value, steps_value)
+
+
+def _build_dataset(data, origin: Origin) -> Dataset:
+    rows: list[dict[str, sp.Expr]] = []
+    for i, point in enumerate(data, start=1):
+        name = origin.field("data", i)
+        if isinstance(point, Mapping):
+            row = {}
+            for key, value in point.items():
+                _check_name(str(key), name)
+                row[str(key)] = parse_number(str(value), f"{name} {key}")
+        else:
+            row = parse_assignments(str(point), name)
+        if TARGET not in row:
+            raise ProblemError(name, f"missing {TARGET}; write the target as {TARGET}=VALUE, e.g. x=7,y=10")
+        rows.append(row)
+    names = [k for k in rows[0] if k != TARGET]
+    for i, row in enumerate(rows[1:], start=2):
+        other = [k for k in row if k != TARGET]
+        if sorted(other) != sorted(names):
+            raise ProblemError(
+                origin.field("data", i),
+                f"has inputs {', '.join(sorted(other)) or 'none'} but the first point has "
+                f"{', '.join(sorted(names)) or 'none'}; every point needs the same inputs",
+            )
+    names.sort(key=natural_key)
+    symbols = tuple(symbol(n) for n in names)
+    return Dataset(
+        symbols,
+        tuple(tuple(row[n] for n in names) for row in rows),
+        tuple(row[TARGET] for row in rows),
+    )
+
+
+def _check_name(name: str, field_name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", name):
+        raise ProblemError(field_name, f"{name!r} is not a valid name; use letters, digits and _")
+
+
+def _build_model(text: str, index: int, inputs: set[str], origin: Origin) -> Model:
+    name = origin.field("models", index)
+    expr = parse_expression(str(text), name)
+    used = {s.name for s in expr.free_symbols}
+    if TARGET in used:
+        raise ProblemError(name, f"{TARGET} is the target; a model may not use it")
+    params = sorted((s for s in expr.free_symbols if s.name not in inputs), key=lambda s: natural_key(s.name))
+    if not params:
+        raise ProblemError(name, "has no parameters to train; every name in it is an input")
+    return Model(f"f{index}", expr, tuple(params), str(text).strip())
+
+
+def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Origin):
+    label = origin.field("init")
+    pairs: list[tuple[str, str]] = []
+    if isinstance(init, Mapping):
+        pairs = [(str(k), str(v)) for k, v in init.items()]
+    else:
+        for i, item in enumerate(init, start=1):
+            pairs.append(split_assignment(str(item), label))
+    values: dict[str, sp.Expr] = {}
+    for key, text in pairs:
+        _check_name(key, label)
+        if key in values:
+            raise ProblemError(label, f"{key} is given twice")
+        values[key] = parse_number(text, f"{label} {key}")
+    params = {p.name for m in models for p in m.params}
+    for key in values:
+        if key in inputs:
+            raise ProblemError(label, f"{key} is an input (it appears in the data), not a parameter")
+        if key not in params:
+            raise ProblemError(label, f"{key} appears in no model")
+    ordered = sorted(params, key=natural_key)
+    for key in ordered:
+        if key not in values:
+            raise ProblemError(
+                label,
+                f"no initial value for {key}; add {key}=VALUE (if {key} is an input, give it in every data point)",
+            )
+    return tuple((symbol(key), values[key]) for key in ordered)
+
+
+def _build_lr(text, models: tuple[Model, ...], inputs: set[str], origin: Origin) -> sp.Expr:
+    label = origin.field("lr")
+    value = parse_expression(str(text), label)
+    taken = {p.name for m in models for p in m.params} | inputs | {TARGET}
+    clash = sorted(s.name for s in value.free_symbols if s.name in taken)
+    if clash:
+        raise ProblemError(label, f"the learning rate may not use {', '.join(clash)}; use a new name such as eta")
+    if not value.free_symbols and not value.is_positive:
+        raise ProblemError(label, f"the learning rate must be positive, got {value}")
+    return value
+
+
+def _build_steps(steps, origin: Origin) -> int:
+    label = origin.field("steps")
+    text = str(steps).strip()
+    if not re.fullmatch(r"\d{1,6}", text):
+        raise ProblemError(label, f"expected a whole number of steps from 1 to {MAX_STEPS}, got {text!r}")
+    value = int(text)
+    if not 1 <= value <= MAX_STEPS:
+        raise ProblemError(label, f"expected a whole number of steps from 1 to {MAX_STEPS}, got {value}")
+    return value
+
+
+_TOML_KEYS = ("models", "init", "data", "lr", "steps", "loss")
+
+
+class _Literal(str):
+    """The source text of a TOML float, kept so that 0.1 stays exactly 1/10."""
+
+
+def read_problem_file(path: str | Path) -> dict:
+    """The raw fields of a TOML problem file (schema in the README), checked for shape only."""
+    import tomllib  # only needed for files; kept off the start-up path of flag-only runs
+
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProblemError(str(path), "no such file; give the path of a TOML problem file") from None
+    except IsADirectoryError:
+        raise ProblemError(str(path), "is a folder; give the path of a TOML problem file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError(str(path), f"cannot read the file ({exc.__class__.__name__})") from None
+    try:
+        doc = tomllib.loads(raw, parse_float=_Literal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProblemError(path.name, f"not valid TOML: {exc}") from None
+    return problem_fields(doc, path.name)
+
+
+def problem_fields(doc: Mapping, label: str) -> dict:
+    """Check a parsed TOML/JSON mapping for shape and return its fields as strings."""
+    origin = Origin(label)
+    unknown = sorted(set(doc) - set(_TOML_KEYS))
+    if unknown:
+        raise ProblemError(f"{label}: {unknown[0]}", f"unknown key; expected one of: {', '.join(_TOML_KEYS)}")
+    models = doc.get("models", [])
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise ProblemError(origin.field("models"), 'expected a list of strings, e.g. models = ["w1*x + w2"]')
+    init = doc.get("init", {})
+    if not isinstance(init, Mapping):
+        raise ProblemError(origin.field("init"), "expected a table, e.g. [init] followed by w1 = 1")
+    data = doc.get("data", [])
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(d, Mapping) for d in data):
+        raise ProblemError(origin.field("data"), "expected an array of tables, e.g. data = [{x = 7, y = 10}]")
+    for key, values in (("init", list(init.values())), ("data", [v for d in data for v in d.values()]),
+                        *((k, [doc[k]]) for k in ("lr", "steps", "loss") if k in doc)):
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ProblemError(origin.field(key), f"expected a number or a string, got {value!r}")
+    fields = {
+        "models": list(models),
+        "init": {str(k): str(v) for k, v in init.items()},
+        "data": [{str(k): str(v) for k, v in d.items()} for d in data],
+    }
+    fields.update({k: str(doc[k]) for k in ("lr", "steps", "loss") if k in doc})
+    return fields
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read a TOML problem file into a :class:`Problem`."""
+    fields = read_problem_file(path)
+    return build_problem(**fields, origin=Origin(Path(path).name))

@@ -1,0 +1,233 @@
+"""Turn a verified :class:`~symreparam.solution.Solution` into text, LaTeX, Markdown or JSON.
+
+LaTeX and Markdown come from Jinja2 templates (TeX-safe delimiters ``\\VAR{}``/``\\BLOCK{}``, strict
+undefined variables); plain text is assembled here because it is the default on the CLI's startup
+path, where importing and compiling templates would cost more than solving the problem.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import sympy as sp
+
+from symreparam import __version__
+from symreparam.errors import SymreparamError
+from symreparam.printing import LATEX, MARKDOWN, TEXT, text
+from symreparam.report import outline
+from symreparam.solution import Solution
+from symreparam.verify import TOLERANCE
+
+FORMATS = ("text", "latex", "markdown", "json")
+WIDTH = 100
+
+
+def render(solution: Solution, fmt: str = "text", templates: Path | None = None) -> str:
+    """The solution in one of :data:`FORMATS`; ``templates`` overrides bundled templates by name."""
+    if fmt == "text":
+        return render_text(solution)
+    if fmt == "json":
+        import json
+
+        return json.dumps(to_json(solution), indent=2) + "\n"
+    if fmt == "latex":
+        return environment("tex", templates).get_template("solve.tex").render(**outline(LATEX, solution))
+    if fmt == "markdown":
+        return environment("md", templates).get_template("solve.md").render(**outline(MARKDOWN, solution))
+    raise SymreparamError("--format", f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+
+def environment(kind: str, templates: Path | None = None):
+    """A Jinja2 environment for ``tex`` (TeX-safe delimiters), ``md`` or ``xml`` (autoescaped) templates.
+
+    Templates in ``templates`` (an instructor's folder) take precedence over the bundled ones.
+    """
+    import jinja2
+
+    from symreparam.printing import tex_escape
+    from symreparam.resources import bundled
+
+    dirs = [str(templates)] if templates is not None else []
+    dirs.append(str(bundled("templates")))
+    options = dict(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
+                   keep_trailing_newline=True)
+    if kind == "tex":
+        options.update(
+            block_start_string=r"\BLOCK{", block_end_string="}",
+            variable_start_string=r"\VAR{", variable_end_string="}",
+            comment_start_string=r"\#{", comment_end_string="}",
+            line_statement_prefix="%%", line_comment_prefix="%#",
+            trim_blocks=True, lstrip_blocks=True, autoescape=False,
+        )
+    elif kind == "xml":
+        options.update(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    else:
+        options.update(autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(**options)
+    env.filters["texescape"] = tex_escape
+    return env
+
+
+def render_latex_summary(solution: Solution) -> str:
+    """A compact LaTeX summary for Jupyter: each model's function before and after the steps."""
+    o = outline(LATEX, solution)
+    lines = []
+    for m in o["models"]:
+        lines.append(m["function_initial"] + r" \;\longrightarrow\; " + m["function_final"].split(" = ", 1)[1])
+    return r"$\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}$"
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _block(label: str, lines: Sequence[str], width: int = 16) -> list[str]:
+    out = []
+    for i, line in enumerate(lines):
+        head = (label if i == 0 else "").ljust(width)
+        out.append(f"  {head}{line}")
+    return out
+
+
+def _wrap(sentence: str, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(sentence, WIDTH, initial_indent=indent, subsequent_indent=indent) or [""]
+
+
+def render_text(solution: Solution) -> str:
+    """The readable derivation printed by ``symreparam solve`` by default."""
+    o = outline(TEXT, solution)
+    pb = o["problem"]
+    steps = pb["steps"]
+    lines = [f"Gradient descent, {steps} step{'s' if steps != 1 else ''} at learning rate {pb['lr']}, "
+             f"on the {pb['loss_description'].split(',')[0]}", ""]
+    lines.append("Problem")
+    lines += _table([[m["definition"], "from " + m["initial"]] for m in pb["models"]])
+    lines.append("  data")
+    lines += _table([pb["columns"]] + pb["rows"], indent="    ")
+    lines += _wrap(f"loss: {pb['loss_description']} with n = {pb['n']}, so dL/dw = {pb['loss_factor']} * "
+                   "sum_i r_i * df/dw(x_i), where r_i = f(x_i) - y_i is the residual")
+    lines.append("")
+    for m in o["models"]:
+        lines.append(m["definition"])
+        lines += _block("residual", m["residuals"])
+        lines += _block("chain rule", m["partials"] + m["gradient"])
+        lines += _block("first update", m["updates"])
+        if steps > 1:
+            rows = [["step"] + m["params"]]
+            for entry in m["trajectory"]:
+                rows.append(["..."] + [""] * len(m["params"]) if entry is None else [str(entry[0])] + entry[1])
+            lines.append("  every step")
+            lines += _table(rows, indent="    ")
+        lines += _block("new function", [m["function_final"]])
+        if m["linear"]:
+            lines += _block("theta = A w + b", [f"A = {m['linear']['A']}", f"b = {m['linear']['b']}",
+                                                f"P = A A^T = {m['linear']['P']}"])
+        lines += _block("tangent kernel", m["kernel"] + [f"Gram matrix at the data: {m['gram']}"])
+        lines += _block("function step", [f"f(x) - lr * {pb['loss_factor']} * sum_i K(x, x_i) r_i = "
+                                          f"{m['function_step']}"])
+        if m["stability"]:
+            s = m["stability"]
+            at = f"; at lr = {pb['lr']} it {s['behaviour']}" if s["behaviour"] else ""
+            lines += _block("stability", [f"converges iff 0 < lr < {s['max_lr']} (largest Hessian eigenvalue "
+                                          f"{s['lambda_max']}){at}"])
+        if m["limit"] is not None:
+            where = f" (reached for every 0 < lr < {m['stability']['max_lr']})" if m["stability"] else ""
+            lines += _block("limit T -> oo", [", ".join(m["limit"]) + where,
+                                              f"{m['name']}({m['args']}) = {m['function_limit']}"])
+        if m["newton"] is not None:
+            lines += _block("Newton step", [", ".join(m["newton"]), f"{m['name']}({m['args']}) = {m['function_newton']}"])
+        for note in m["notes"]:
+            lines += _wrap("note: " + note)
+        lines.append("")
+    comp = o["comparison"]
+    if len(o["models"]) > 1:
+        lines.append("Comparison: how far each coefficient moved")
+        names = [m["name"] for m in o["models"]]
+        head = ["coefficient"] + names + [f"{n}/{names[0]}" for n in names[1:]]
+        rows = [head]
+        for r in comp["rows"]:
+            ratios = ["-" if v is None else v for v in r["ratios"][1:]]
+            rows.append([f"{r['label']} ({r['basis']})"] + r["changes"] + ratios)
+        lines += _table(rows)
+        yes = {True: "yes", False: "no", None: "n/a (a model is not linear in its parameters)"}
+        lines.append(f"  same function class: {yes[comp['same_class']]}; "
+                     f"same function at the start: {yes[comp['same_start']]}")
+    else:
+        lines.append("How far each coefficient moved")
+        lines += _table([[f"{r['label']} ({r['basis']})", r["changes"][0]] for r in comp["rows"]])
+    for sentence in comp["conclusion"]:
+        lines += _wrap(sentence)
+    lines.append("")
+    lines += _wrap(f"Checked: every number above was re-computed independently in NumPy float64; largest relative "
+                   f"discrepancy {o['max_rel_error']} (tolerance {o['tolerance']}).", indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _s(value) -> str | None:
+    return None if value is None else text(value)
+
+
+def _matrix(m: sp.MatrixBase) -> list[list[str]]:
+    return [[text(v) for v in row] for row in m.tolist()]
+
+
+def to_json(solution: Solution) -> dict:
+    """The documented JSON contract (see the README): exact values as strings SymPy reads back."""
+    problem = solution.problem
+    data = problem.data
+    comp = solution.comparison
+    labels = comp.basis.labels
+    models = []
+    for ms in solution.models:
+        d = ms.derivation
+        names = [w.name for w in d.model.params]
+        stability = d.stability
+        models.append({
+            "name": d.model.name,
+            "expression": text(d.model.expression),
+            "params": {w: {"initial": text(a), "final": text(b)} for w, a, b in zip(names, d.initial, d.final)},
+            "trajectory": [{w: text(v) for w, v in zip(names, step)} for step in d.trajectory],
+            "function_initial": text(d.function_initial),
+            "function_final": text(d.function_final),
+            "gradient_initial": {w: text(g) for w, g in zip(names, d.gradient)},
+            "gram_matrix": _matrix(d.gram),
+            "kernel": [text(k) for k in d.kernel],
+            "function_step": text(d.function_step),
+            "linear_in_params": d.is_linear,
+            "reparameterisation": None if ms.reparam is None else {
+                "A": _matrix(ms.reparam.A), "b": [text(v) for v in ms.reparam.b], "P": _matrix(ms.reparam.P)},
+            "coefficients": {label: {"initial": text(a), "final": text(b), "change": text(c)}
+                             for label, a, b, c in zip(labels, ms.coefficients_initial, ms.coefficients_final,
+                                                       ms.changes)},
+            "max_stable_lr": None if stability is None else text(stability.max_lr),
+            "lr_behaviour": None if stability is None else stability.behaviour,
+            "limit": None if d.limit is None else {w: text(v) for w, v in zip(names, d.limit)},
+            "function_limit": _s(d.function_limit),
+            "newton": None if d.newton is None else {w: text(v) for w, v in zip(names, d.newton)},
+            "function_newton": _s(d.function_newton),
+            "notes": [n.kind for n in d.notes],
+            "verification": {"max_rel_error": ms.verification.max_rel_error,
+                             "checks": {c.name: c.max_rel_error for c in ms.verification.checks}},
+        })
+    return {
+        "symreparam": __version__,
+        "loss": problem.loss.value,
+        "lr": text(problem.lr),
+        "steps": problem.steps,
+        "data": [{**{s.name: text(v) for s, v in zip(data.input_symbols, row)}, "y": text(y)}
+                 for row, y in zip(data.inputs, data.targets)],
+        "models": models,
+        "comparison": {
+            "basis": [text(f) for f in comp.basis.functions],
+            "labels": list(labels),
+            "changes": {ms.name: {label: text(c) for label, c in zip(labels, ms.changes)} for ms in solution.models},
+            "ratios": {ms.name: {label: _s(r) for label, r in zip(labels, row)}
+                       for ms, row in zip(solution.models, comp.ratios)},
+            "same_function_class": comp.same_function_class,
+            "same_initial_function": comp.same_initial_function,
+        },
+        "verification": {"max_rel_error": solution.max_rel_error, "tolerance": TOLERANCE},
+    }

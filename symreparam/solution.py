@@ -1,0 +1,117 @@
+"""``solve``: the pipeline from a problem to a verified solution, and the solution's data types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy as sp
+
+from symreparam.derive import ModelDerivation, derive_model
+from symreparam.problem import Problem, build_problem, load_problem, reference_problem
+from symreparam.reparam import Basis, Reparameterisation, coefficients, common_basis, reparameterisation, \
+    same_function_class
+from symreparam.verify import Verification, verify_model
+
+
+@dataclass(frozen=True)
+class ModelSolution:
+    """One model's exact derivation, its theta = A w + b form (if linear) and its numeric check."""
+
+    derivation: ModelDerivation
+    reparam: Reparameterisation | None
+    coefficients_initial: tuple[sp.Expr, ...]
+    coefficients_final: tuple[sp.Expr, ...]
+    verification: Verification
+
+    @property
+    def name(self) -> str:
+        """The model's label, f1, f2, ..."""
+        return self.derivation.model.name
+
+    @property
+    def changes(self) -> tuple[sp.Expr, ...]:
+        """How far each basis coefficient moved over the T steps."""
+        return tuple(sp.expand(b - a) for a, b in zip(self.coefficients_initial, self.coefficients_final))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How the models' moves compare, coefficient by coefficient, against the first model."""
+
+    basis: Basis
+    ratios: tuple[tuple[sp.Expr | None, ...], ...]  # per model, per basis function; None where undefined
+    same_function_class: bool | None  # None when some model is not linear in its parameters
+    same_initial_function: bool
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The verified answer to a :class:`Problem`."""
+
+    problem: Problem
+    models: tuple[ModelSolution, ...]
+    comparison: Comparison
+
+    @property
+    def max_rel_error(self) -> float:
+        """Largest float64 discrepancy over every check of every model."""
+        return max(m.verification.max_rel_error for m in self.models)
+
+    def _repr_latex_(self) -> str:
+        from symreparam.render import render_latex_summary
+
+        return render_latex_summary(self)
+
+
+def solve(problem: Problem | str | Path | None = None, **fields) -> Solution:
+    """Solve a problem exactly and check it in float64.
+
+    ``solve()`` is the reference exercise; ``solve("problem.toml")`` reads a problem file;
+    ``solve(models=[...], init=[...], data=[...], lr="0.1", steps=1, loss="mse")`` builds one from
+    strings as the CLI does. Raises a ``SymreparamError`` for bad input or a failed check.
+    """
+    if problem is None:
+        problem = build_problem(**fields) if fields else reference_problem()
+    elif isinstance(problem, (str, Path)):
+        problem = load_problem(problem)
+    derivations = tuple(derive_model(problem, m) for m in problem.models)
+    inputs = problem.data.input_symbols
+    basis = common_basis(_functions_of(derivations), inputs)
+    models = tuple(_finish(problem, d, basis) for d in derivations)
+    return Solution(problem, models, _compare(models, derivations, basis))
+
+
+def _functions_of(derivations: tuple[ModelDerivation, ...]):
+    for d in derivations:
+        yield d.function_initial
+        yield d.function_final
+        if d.form is not None:
+            yield from d.form.features
+            yield d.form.offset
+
+
+def _finish(problem: Problem, derivation: ModelDerivation, basis: Basis) -> ModelSolution:
+    inputs = problem.data.input_symbols
+    reparam = reparameterisation(derivation.form, basis, inputs) if derivation.form is not None else None
+    initial = coefficients(derivation.function_initial, basis, inputs)
+    final = coefficients(derivation.function_final, basis, inputs)
+    verification = verify_model(problem, derivation, reparam, basis, (initial, final))
+    return ModelSolution(derivation, reparam, initial, final, verification)
+
+
+def _compare(models: tuple[ModelSolution, ...], derivations, basis: Basis) -> Comparison:
+    first = models[0]
+    ratios = []
+    for m in models:
+        row = []
+        for base, change in zip(first.changes, m.changes):
+            row.append(None if base == 0 else sp.cancel(change / base))
+        ratios.append(tuple(row))
+    if all(m.reparam is not None for m in models):
+        same_class = all(same_function_class(first.reparam, m.reparam) for m in models[1:])
+    else:
+        same_class = None
+    f0 = derivations[0].function_initial
+    same_start = all(sp.expand(d.function_initial - f0) == 0 for d in derivations[1:])
+    return Comparison(basis, tuple(ratios), same_class, same_start)
