@@ -77,6 +77,11 @@ class Limits:
     max_exp_argument: int = 10_000
     """Largest |argument| of ``exp`` (and of an irrational exponent) when it is a constant: SymPy
     decides signs of constants numerically, which stalls on towers like ``exp(exp(exp(10)))``."""
+    max_complex_terms: int = 16
+    """Largest size, in terms once expanded, of a function argument (or base of a fractional
+    power) that SymPy cannot show to be real, such as ``(x + sqrt(y))**4``: SymPy splits such
+    arguments into real and imaginary parts, expanding them, and ``abs(exp((2-sqrt(w))**100))``
+    took seconds."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -848,6 +853,8 @@ def _unknown_function(name: str, ctx: _Context) -> str:
 def _apply_function(name: str, argument: sympy.Expr, ctx: _Context) -> sympy.Expr:
     if argument.is_number:
         _check_function_argument(name, argument, ctx)
+    if name != "sqrt":  # sqrt is checked as a power
+        _check_may_be_complex(name, argument, ctx)
     if name == "sqrt":
         if _is_negative_constant(argument):
             raise ctx.error("square root of a negative number is not a real number")
@@ -980,9 +987,62 @@ def _power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> sympy.Expr:
             )
         if p < 0 and base == 0:
             raise ctx.error("division by zero (0 to a negative power)")
-    if not exponent.is_Integer and _is_negative_constant(base):
-        raise ctx.error("a negative number to a non-integer power is not a real number")
+    if not exponent.is_Integer:
+        if _is_negative_constant(base):
+            raise ctx.error("a negative number to a non-integer power is not a real number")
+        _check_may_be_complex("a non-integer power", base, ctx)
     return _checked(Pow(base, exponent), ctx)
+
+
+def _check_may_be_complex(name: str, argument: sympy.Expr, ctx: _Context) -> None:
+    """Refuse arguments that SymPy cannot show to be real when they would make SymPy slow.
+
+    For such arguments SymPy's evaluation splits the argument into real and imaginary parts,
+    expanding powers and products as it goes; tanh does so recursively, so that
+    tanh(tanh(...(sqrt(w))...)) takes exponential time in the nesting.
+    """
+    if argument.is_extended_real:
+        return
+    if name == "tanh":
+        raise ctx.error(
+            f"tanh({_short(argument)}) is not supported: its argument may not be real "
+            "(for some real values of its names); tanh needs an argument that is always real"
+        )
+    limit = ctx.limits.max_complex_terms
+    size = _expansion_size(argument, limit)
+    if size > limit:
+        raise ctx.error(
+            f"the argument of {name} may not be real and is too complex to handle exactly "
+            f"(more than {limit} terms when expanded); simplify it"
+        )
+
+
+def _short(expr: sympy.Expr, limit: int = 40) -> str:
+    text = str(expr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _expansion_size(expr: sympy.Expr, cap: int) -> int:
+    """About how many terms ``expr`` has once expanded; any value above ``cap`` means "too many"."""
+    if expr.is_Atom:
+        return 1
+    if expr.is_Add:
+        return min(cap + 1, sum(_expansion_size(arg, cap) for arg in expr.args))
+    if expr.is_Mul:
+        total = 1
+        for arg in expr.args:
+            total = min(cap + 1, total * _expansion_size(arg, cap))
+        return total
+    if expr.is_Pow and expr.exp.is_Integer:
+        # A sum of k terms to the power n has C(n + k - 1, n) terms (1/s is expanded like s).
+        k, n = _expansion_size(expr.base, cap), abs(int(expr.exp))
+        terms = 1
+        for i in range(1, n + 1):
+            terms = terms * (k + i - 1) // i
+            if terms > cap:
+                return cap + 1
+        return terms
+    return min(cap + 1, sum(_expansion_size(arg, cap) for arg in expr.args))
 
 
 def _is_negative_constant(expr: sympy.Expr) -> bool:
@@ -1075,7 +1135,16 @@ def _checked(expr: sympy.Expr, ctx: _Context) -> sympy.Expr:
         # SymPy merges exp(a)**n into exp(n*a); the merged argument needs the same bound.
         if isinstance(node, sympy.exp) and node.args[0].is_number:
             _check_function_argument("exp", node.args[0], ctx)
-        elif node.is_Pow and node.exp.is_number and not node.exp.is_Rational:
+        elif node.is_Pow and node.exp.is_Rational:
+            # (x**100)**100 is x**10000: bound what SymPy combines, or forty nested powers could
+            # hand later code x**(10**80).
+            combined = limits.max_exponent**2
+            if max(abs(node.exp.p), node.exp.q) > combined:
+                raise ctx.error(
+                    f"exponent {_describe(node.exp)} is too large after combining powers "
+                    f"(limit {combined})"
+                )
+        elif node.is_Pow and node.exp.is_number:
             if _magnitude_exceeds(node.exp, limits.max_exp_argument):
                 raise ctx.error(
                     f"exponent is too large (limit {limits.max_exp_argument} in absolute value)"

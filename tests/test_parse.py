@@ -125,6 +125,8 @@ EXACT = [
     ("2**100", Integer(2) ** 100),
     ("(2*x)**100", 2**100 * x**100),
     ("exp(x)**100", exp(100 * x)),
+    ("(x**100)**100", x**10000),
+    ("sqrt(sqrt(x))", x ** Rational(1, 4)),
     ("1/(1/x)", x),
     ("x1+x2+x3", symbol("x1") + symbol("x2") + symbol("x3")),
 ]
@@ -402,6 +404,9 @@ REFUSALS = [
     ("2**sqrt(2)**100", "exponent 1125899906842624 is too large (limit 100)"),
     ("2**(sqrt(2)*20000)", "exponent is too large (limit 10000 in absolute value)"),
     ("x**(10001*sqrt(2))", "exponent is too large"),
+    ("((x**100)**100)**2", "exponent 20000 is too large after combining powers (limit 10000)"),
+    ("sqrt(" * 14 + "x" + ")" * 14, "exponent 1/16384 is too large after combining powers"),
+    ("*".join(["x**100"] * 101), "exponent 10100 is too large after combining powers"),
     ("-" * 41 + "x", "expression is nested too deeply (limit 40 levels)"),
     ("(" * 41 + "x" + ")" * 41, "expression is nested too deeply (limit 40 levels)"),
     ("(" * 1000, "expression is nested too deeply"),
