@@ -117,6 +117,116 @@ def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force,
     _emit(render(solution, fmt, templates), output, force)
 
 
+@cli.command("list")
+@click.option("--exercises", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder of your own families (TOML), listed before the bundled ones.")
+def list_families(exercises) -> None:
+    """List the exercise families, one line each.
+
+    \b
+    Examples:
+      symreparam list
+      symreparam list --exercises my-families/
+    """
+    from symreparam import family
+
+    for path in family.available(exercises):
+        fam = family.load(path)
+        click.echo(f"{fam.name:24s} {fam.summary}")
+
+
+@cli.command()
+@click.argument("family_name", metavar="FAMILY")
+@click.option("--variants", "-n", default=1, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many variants to draw.")
+@click.option("--seed", default="0", show_default=True, help="Seed of the draws; the same seed gives the same files.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: FAMILY-seedSEED].")
+@click.option("--format", "fmt", default="tex,json", show_default=True, metavar="LIST",
+              help="Comma-separated: tex, pdf, md, json.")
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV with columns id,name: one variant per student, drawn from the id and the seed.")
+@click.option("--fixed", default=None, metavar="NAME",
+              help="Generate a fixed variant of the family (e.g. 'reference') instead of random draws.")
+@click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="A folder of your own templates overriding the bundled ones by name.")
+@click.option("--exercises", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="A folder of your own families (a FAMILY given as a .toml path works too).")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates, exercises, force, quiet) -> None:
+    """Generate homework variants: problem sheets, answer keys, booklets and a manifest.
+
+    Every variant is solved exactly and checked against NumPy before anything is written; a variant
+    that fails a check or a constraint is redrawn. The same family, seed and versions give
+    byte-identical files.
+
+    \b
+    Examples:
+      symreparam generate reparam-one-step --variants 30 --seed 2026 --format tex,pdf
+      symreparam generate stability --roster class.csv --seed 7 --out week5 --format pdf,md
+      symreparam generate reparam-one-step --fixed reference --format tex,pdf,md,json
+    """
+    from symreparam import family as families
+    from symreparam import generate as gen
+
+    formats = gen.parse_formats(fmt)
+    fam = families.load(families.find(family_name, exercises))
+    request = gen.Request(
+        family=fam,
+        variants=variants,
+        seed=str(seed),
+        formats=formats,
+        roster=gen.read_roster(roster) if roster is not None else (),
+        fixed=fixed,
+        templates=templates,
+    )
+    out_dir = out_dir if out_dir is not None else Path(f"{fam.name}-seed{_slug_seed(seed)}")
+    if out_dir.exists() and any(out_dir.iterdir()) if out_dir.is_dir() else out_dir.exists():
+        if not force:
+            raise click.ClickException(f"--out: {out_dir} already exists; pass --force to replace it")
+    show = not quiet and sys.stderr.isatty()
+    bar = _Progress() if show else None
+    try:
+        output = gen.generate(request, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    gen.write_output(out_dir, output, force=force)
+    if not quiet:
+        n = len(output.variants)
+        click.echo(f"wrote {len(output.files)} files for {n} variant{'s' if n != 1 else ''} of {fam.name} to "
+                   f"{out_dir} ({output.redraws} draw{'s' if output.redraws != 1 else ''} rejected and redrawn)",
+                   err=True)
+
+
+def _slug_seed(seed: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", str(seed))[:40] or "0"
+
+
+class _Progress:
+    """A click progress bar on stderr, one per stage."""
+
+    def __init__(self):
+        self.stage = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = click.progressbar(length=total, label=stage, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
 def _merge_init(base, items) -> dict[str, str]:
     """Initial values of the file or reference, with --init flags replacing them name by name."""
     from symreparam.parse import split_assignment

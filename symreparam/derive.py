@@ -89,7 +89,8 @@ class ModelDerivation:
 
 def loss_factor(problem: Problem) -> sp.Expr:
     """c' with grad L = c' * sum_i r_i grad f(x_i): 2/n for mse, 1/n for half-mse, 2 for sse."""
-    return 2 * problem.loss.scale(problem.data.size)
+    scale = problem.loss_scale if problem.loss_scale is not None else problem.loss.scale(problem.data.size)
+    return 2 * scale
 
 
 def function_at(model: Model, values) -> sp.Expr:
@@ -226,11 +227,13 @@ def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple
     return tuple(out)
 
 
-def _stability(problem: Problem, jacobian: sp.ImmutableMatrix) -> Stability:
+def _stability(problem: Problem, jacobian: sp.ImmutableMatrix) -> Stability | None:
     """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T."""
     cprime = loss_factor(problem)
     j = jacobian
     small = j.T * j if j.cols <= j.rows else j * j.T
+    if small.shape != (1, 1) and small.free_symbols:
+        return None  # eigenvalues of a symbolic matrix are not rational: an exercise family decides per variant
     lam = sp.expand(cprime * linalg.largest_eigenvalue(linalg.to_domain(small.tolist())))
     if lam == 0:
         return Stability(lam, sp.oo, None if problem.lr.free_symbols else "stays put")
@@ -239,8 +242,8 @@ def _stability(problem: Problem, jacobian: sp.ImmutableMatrix) -> Stability:
 
 
 def _behaviour(lr: sp.Expr, max_lr: sp.Expr) -> str | None:
-    """What GD does at a numeric learning rate, decided exactly."""
-    if lr.free_symbols:
+    """What GD does at a numeric learning rate, decided exactly (None when either side is symbolic)."""
+    if lr.free_symbols or max_lr.free_symbols:
         return None
     relation = _compare(lr, max_lr)
     if relation > 0:

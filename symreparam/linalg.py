@@ -21,8 +21,11 @@ def to_domain(rows: Sequence[Sequence[sp.Expr]], *extra: sp.Expr, field: bool = 
     nrows = len(rows)
     ncols = len(rows[0]) if nrows else 0
     flat = [sp.sympify(e, strict=True) for row in rows for e in row]
-    domain, _ = construct_domain(flat + [sp.sympify(e, strict=True) for e in extra], field=field)
-    return DomainMatrix([[domain.from_sympy(e) for e in row] for row in rows], (nrows, ncols), domain)
+    domain, elements = construct_domain(flat + [sp.sympify(e, strict=True) for e in extra], field=field)
+    # use the converted elements: an unexpanded entry such as k*x + x*(s - k) converts only after
+    # construct_domain has expanded it
+    it = iter(elements[: len(flat)])
+    return DomainMatrix([[next(it) for _ in range(ncols)] for _ in range(nrows)], (nrows, ncols), domain)
 
 
 def unify(*matrices: DomainMatrix) -> tuple[DomainMatrix, ...]:
@@ -63,15 +66,22 @@ def rank(m: DomainMatrix) -> int:
 def pinv_apply(j: DomainMatrix, v: DomainMatrix) -> DomainMatrix:
     """Exactly J^+ v, the minimum-norm least-squares solution of J z = v.
 
-    Uses the rank factorisation J = F G (F: pivot columns of J, G: non-zero rows of rref(J)), for which
-    J^+ = G^T (G G^T)^-1 (F^T F)^-1 F^T, so no pseudo-inverse is ever formed entrywise.
+    Full row rank: J^T (J J^T)^-1 v; full column rank: (J^T J)^-1 J^T v; otherwise the rank
+    factorisation J = F G (F: pivot columns of J, G: non-zero rows of rref(J)) with
+    J^+ = G^T (G G^T)^-1 (F^T F)^-1 F^T. The first two forms matter for symbolic entries: they divide
+    only by det(J J^T) or det(J^T J), never by a pivot that vanishes at some values of the symbols.
     """
     j, v = unify(j.to_field(), v.to_field())
-    reduced, pivots = j.rref()
-    r = len(pivots)
     n, p = j.shape
+    r = j.rank()
+    jt = j.transpose()
     if r == 0:
         return DomainMatrix.zeros((p, 1), j.domain)
+    if r == n:
+        return jt * (j * jt).lu_solve(v)
+    if r == p:
+        return (jt * j).lu_solve(jt * v)
+    reduced, pivots = j.rref()
     g = reduced.extract(list(range(r)), list(range(p)))
     f = j.extract(list(range(n)), list(pivots))
     ft = f.transpose()

@@ -68,10 +68,16 @@ class CompiledModel:
     root: Node
     n_params: int
 
-    def __call__(self, x: np.ndarray, w: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Values (N,) and Jacobian (N, p) at points ``x`` (N, d) and parameters ``w``."""
+    def __call__(self, x: np.ndarray, w: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values (N,) and Jacobian (N, p) at points ``x`` (N, d).
+
+        ``w`` is one parameter vector (p,) shared by all points, or one per point (N, p), which is how
+        many variants of an exercise are checked in a single vectorised pass.
+        """
         x = np.asarray(x, dtype=float)
         w = np.asarray(w, dtype=float)
+        if w.ndim == 1:
+            w = np.broadcast_to(w, (x.shape[0], self.n_params))
         with np.errstate(all="ignore"):
             value, der = self.root(x, w)
         n = x.shape[0]
@@ -107,7 +113,7 @@ def compile_model(expr: sp.Expr, inputs: Sequence[sp.Symbol], params: Sequence[s
                 j = param_index[node]
                 unit = np.zeros(p)
                 unit[j] = 1.0
-                return lambda x, w: (np.full(x.shape[0], w[j]), np.broadcast_to(unit, (x.shape[0], p)))
+                return lambda x, w: (w[:, j], np.broadcast_to(unit, (x.shape[0], p)))
             raise VerificationError("verification", f"cannot evaluate the unknown symbol {node}")
         if node.is_Add:
             parts = [build(a) for a in node.args]

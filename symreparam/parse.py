@@ -10,6 +10,12 @@ stages, each of which can refuse it with a one-line :class:`ParseError`:
    that the Python parser only ever sees well-formed, shallow input;
 4. ``ast.parse`` of a string rebuilt from the tokens (numbers replaced by placeholders), walked by a
    whitelist that builds SymPy objects directly and bounds every costly operation.
+
+Results are exact (``0.1`` is ``Rational(1, 10)``), finite and real, and use the shared real
+symbols of :func:`symbol`. SymPy evaluates as it builds, and some of that evaluation is slow on
+hostile input (huge powers, roots of huge numbers, signs of huge constants, splitting arguments
+that may not be real into real and imaginary parts); :class:`Limits` bounds each of these before
+SymPy starts, so that any input is refused or parsed in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -72,16 +78,20 @@ class Limits:
     max_name_length: int = 32
     """Characters in one name."""
     max_root_bits: int = 256
-    """Largest number, in bits, whose fractional power (root) is taken exactly: SymPy factors the
-    base to extract roots, which takes about a second for 4096-bit numbers."""
+    """Largest size, in bits, of the numbers involved in a fractional power (root) of numbers:
+    SymPy factors them to extract roots, which took about a second at 4096 bits."""
     max_exp_argument: int = 10_000
-    """Largest |argument| of ``exp`` (and of an irrational exponent) when it is a constant: SymPy
-    decides signs of constants numerically, which stalls on towers like ``exp(exp(exp(10)))``."""
+    """Largest |argument| of ``exp`` (and of an irrational exponent) when it is a constant; other
+    functions take constants up to about exp(this) in size. SymPy decides signs of constants
+    numerically, which stalls on towers like ``exp(exp(exp(10)))`` or ``abs(sin(c))``, huge c."""
     max_complex_terms: int = 16
     """Largest size, in terms once expanded, of a function argument (or base of a fractional
     power) that SymPy cannot show to be real, such as ``(x + sqrt(y))**4``: SymPy splits such
     arguments into real and imaginary parts, expanding them, and ``abs(exp((2-sqrt(w))**100))``
     took seconds."""
+    max_complex_number_bits: int = 64
+    """Largest number, in bits, in such an argument: splitting it can take roots and powers of
+    its numbers, and one with 10**40 in it took 44 seconds."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -395,9 +405,8 @@ def _read_argument(
             return (i, match.end()), match.end()
     if i < end and (text[i].isascii() and (text[i].isalnum() or text[i] == ".")):
         return (i, i + 1), i + 1
-    raise ctx.error(
-        f"{command} needs its arguments in braces, e.g. \\frac{{1}}{{2}} (column {i + 1})"
-    )
+    example = "\\sqrt{2}" if command == "\\sqrt" else f"{command}{{1}}{{2}}"
+    raise ctx.error(f"{command} needs its arguments in braces, e.g. {example} (column {i + 1})")
 
 
 def _read_group(text: str, i: int, end: int, ctx: _Context) -> tuple[int, int, int]:
@@ -854,7 +863,9 @@ def _apply_function(name: str, argument: sympy.Expr, ctx: _Context) -> sympy.Exp
     if argument.is_number:
         _check_function_argument(name, argument, ctx)
     if name != "sqrt":  # sqrt is checked as a power
-        _check_may_be_complex(name, argument, ctx)
+        _check_may_be_complex(argument, ctx, function=name)
+    if name in ("exp", "sigmoid"):
+        _check_log_powers(argument, ctx)
     if name == "sqrt":
         if _is_negative_constant(argument):
             raise ctx.error("square root of a negative number is not a real number")
@@ -938,18 +949,23 @@ def _bits(number: sympy.Rational) -> int:
     return max(abs(number.p).bit_length(), number.q.bit_length())
 
 
-def _numeric_bits(expr: sympy.Expr) -> int:
-    """Bits of the exact numbers SymPy will raise to a power when it raises ``expr`` to one.
+def _power_cost(expr: sympy.Expr, exponent: sympy.Rational) -> int:
+    """About how many bits of exact numbers SymPy handles when it raises ``expr`` to ``exponent``.
 
     SymPy distributes powers over the factors of a product and evaluates powers of numbers, but
-    leaves powers of sums alone, so only numbers and products need counting.
+    leaves powers of sums alone, so only numbers and products count. A root n**(p/q) is found by
+    factoring with numbers growing like n**p, and (1/n)**(p/q) is rewritten n**(p*(q-1)/q)/n**p.
     """
     if expr.is_Rational:
-        return _bits(expr)
+        p, q = abs(exponent.p), exponent.q
+        cost = _bits(expr) * p
+        if q > 1 and expr.q > 1:
+            cost += expr.q.bit_length() * p * (q - 1)
+        return cost
     if expr.is_Pow and expr.base.is_Rational and expr.exp.is_Rational:
-        return -(-_bits(expr.base) * abs(expr.exp.p) // expr.exp.q)
+        return _power_cost(expr.base, expr.exp * exponent)
     if expr.is_Mul:
-        return sum(_numeric_bits(factor) for factor in expr.args)
+        return sum(_power_cost(factor, exponent) for factor in expr.args)
     return 0
 
 
@@ -962,7 +978,15 @@ def _describe(number: sympy.Rational) -> str:
 
 def _power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> sympy.Expr:
     """``base**exponent`` after refusing exponents, sizes and signs that would hurt."""
+    _check_power(base, exponent, ctx)
+    return _checked(Pow(base, exponent), ctx)
+
+
+def _check_power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> None:
+    """Refuse ``base**exponent`` if SymPy would need huge numbers or time, or it is not real."""
     limits = ctx.limits
+    if base is S.Exp1:  # exp(1)**z becomes exp(z)
+        _check_log_powers(exponent, ctx)
     if exponent.is_Rational:
         p, q = exponent.p, exponent.q
         if abs(p) > limits.max_exponent:
@@ -974,47 +998,100 @@ def _power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> sympy.Expr:
                 f"exponent {_describe(exponent)} has too large a denominator "
                 f"(limit {limits.max_exponent})"
             )
-        bits = _numeric_bits(base)
-        if bits * abs(p) > limits.max_number_bits:
+        cost = _power_cost(base, exponent)
+        if q != 1 and cost > limits.max_root_bits:
             raise ctx.error(
-                f"power too large: the result would have about {bits * abs(p)} bits "
-                f"(limit {limits.max_number_bits})"
+                f"root too costly to take exactly: it involves numbers of about {cost} bits "
+                f"(limit {limits.max_root_bits})"
             )
-        if q != 1 and bits > limits.max_root_bits:
+        if cost > limits.max_number_bits:
             raise ctx.error(
-                f"root of a {bits}-bit number is too costly to take exactly "
-                f"(limit {limits.max_root_bits} bits)"
+                f"power too large: the result would have about {cost} bits "
+                f"(limit {limits.max_number_bits})"
             )
         if p < 0 and base == 0:
             raise ctx.error("division by zero (0 to a negative power)")
+    elif exponent.is_number and _magnitude_exceeds(exponent, limits.max_exp_argument):
+        raise ctx.error(
+            f"exponent is too large (limit {limits.max_exp_argument} in absolute value)"
+        )
     if not exponent.is_Integer:
         if _is_negative_constant(base):
             raise ctx.error("a negative number to a non-integer power is not a real number")
-        _check_may_be_complex("a non-integer power", base, ctx)
-    return _checked(Pow(base, exponent), ctx)
+        _check_may_be_complex(base, ctx)
 
 
-def _check_may_be_complex(name: str, argument: sympy.Expr, ctx: _Context) -> None:
+def _check_log_powers(argument: sympy.Expr, ctx: _Context) -> None:
+    """Check every c*log(b) inside an exp argument as the power b**c, before SymPy computes it.
+
+    exp evaluates exp(c*log(b)) to b**c, and runs logcombine over its argument, which rewrites
+    c*log(b) anywhere inside to log(b**c): sigmoid(log(2**100*log(2))) made SymPy compute
+    2**(2**100). Symbolic exponents (x*log(2) -> 2**x) stay unevaluated and are not checked.
+    """
+    stack = [argument]
+    while stack:
+        node = stack.pop()
+        if node.is_Atom:
+            continue
+        if node.is_Mul:
+            factors = node.args
+            for index, factor in enumerate(factors):
+                if isinstance(factor, sympy.log):
+                    exponent = Mul(*factors[:index], *factors[index + 1 :])
+                    if exponent.is_number:
+                        _check_power(factor.args[0], exponent, ctx)
+        stack.extend(node.args)
+
+
+def _check_may_be_complex(
+    argument: sympy.Expr, ctx: _Context, function: str | None = None
+) -> None:
     """Refuse arguments that SymPy cannot show to be real when they would make SymPy slow.
 
-    For such arguments SymPy's evaluation splits the argument into real and imaginary parts,
-    expanding powers and products as it goes; tanh does so recursively, so that
-    tanh(tanh(...(sqrt(w))...)) takes exponential time in the nesting.
+    SymPy splits such an argument into real and imaginary parts, expanding powers and products,
+    and recurses into functions and roots of other such arguments: tanh(tanh(...(sqrt(w))...))
+    took exponential time in the nesting. So such arguments must be small and hold small numbers,
+    and may not themselves contain a function or root of something that may not be real.
     """
     if argument.is_extended_real:
         return
-    if name == "tanh":
+    subject = f"the argument of {function}" if function else "the base of a non-integer power"
+    nested = _complex_part(argument)
+    if nested is not None:
         raise ctx.error(
-            f"tanh({_short(argument)}) is not supported: its argument may not be real "
-            "(for some real values of its names); tanh needs an argument that is always real"
+            f"{subject} may not be real and contains {_short(nested)}, itself of something "
+            "that may not be real; such nesting is too slow to handle exactly, simplify it"
         )
     limit = ctx.limits.max_complex_terms
-    size = _expansion_size(argument, limit)
-    if size > limit:
+    if _expansion_size(argument, limit) > limit:
         raise ctx.error(
-            f"the argument of {name} may not be real and is too complex to handle exactly "
+            f"{subject} may not be real and is too complex to handle exactly "
             f"(more than {limit} terms when expanded); simplify it"
         )
+    bits_limit = ctx.limits.max_complex_number_bits
+    if any(_bits(number) > bits_limit for number in argument.atoms(Rational)):
+        raise ctx.error(
+            f"{subject} may not be real and holds a number too large to handle exactly "
+            f"(limit {bits_limit} bits); simplify it"
+        )
+
+
+def _complex_part(expr: sympy.Expr) -> sympy.Expr | None:
+    """A function or root inside ``expr`` whose own argument may not be real, if there is one.
+
+    Every such part was built under _check_may_be_complex, so the realness queries here are on
+    arguments without nesting of their own, and quick.
+    """
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Atom:
+            continue
+        if isinstance(node, sympy.Function) or (node.is_Pow and not node.exp.is_Integer):
+            if any(arg.is_extended_real is not True for arg in node.args):
+                return node
+        stack.extend(node.args)
+    return None
 
 
 def _short(expr: sympy.Expr, limit: int = 40) -> str:
@@ -1023,7 +1100,11 @@ def _short(expr: sympy.Expr, limit: int = 40) -> str:
 
 
 def _expansion_size(expr: sympy.Expr, cap: int) -> int:
-    """About how many terms ``expr`` has once expanded; any value above ``cap`` means "too many"."""
+    """About how many terms splitting ``expr`` into real and imaginary parts expands it to.
+
+    Functions and roots count as two terms (a real and an imaginary part); their own arguments
+    were checked when they were built. Any value above ``cap`` means "too many".
+    """
     if expr.is_Atom:
         return 1
     if expr.is_Add:
@@ -1042,7 +1123,7 @@ def _expansion_size(expr: sympy.Expr, cap: int) -> int:
             if terms > cap:
                 return cap + 1
         return terms
-    return min(cap + 1, sum(_expansion_size(arg, cap) for arg in expr.args))
+    return 2
 
 
 def _is_negative_constant(expr: sympy.Expr) -> bool:

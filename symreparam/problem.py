@@ -90,6 +90,13 @@ class Problem:
     loss: Loss = Loss.MSE
     lr: sp.Expr = field(default_factory=lambda: sp.Rational(1, 10))
     steps: int = 1
+    # Names that stand for numbers still to be drawn (an exercise family derives once with them as
+    # symbols, then substitutes each variant's values); empty for an ordinary problem.
+    constants: tuple[sp.Symbol, ...] = ()
+    # Extra input points where functions and kernels are also reported (e.g. "the change at x = 4").
+    queries: tuple[tuple[sp.Expr, ...], ...] = ()
+    # c in L = c * sum_i (f(x_i) - y_i)^2 when it is a symbol (a family drawing the loss); None: from ``loss``.
+    loss_scale: sp.Expr | None = None
 
     @property
     def initial_values(self) -> dict[sp.Symbol, sp.Expr]:
@@ -98,8 +105,8 @@ class Problem:
 
     @property
     def lr_symbols(self) -> tuple[sp.Symbol, ...]:
-        """The symbols of a symbolic learning rate (empty when it is a number)."""
-        return tuple(sorted(self.lr.free_symbols, key=lambda s: s.name))
+        """The symbols of a symbolic learning rate (empty for a number or a drawn constant)."""
+        return tuple(sorted(self.lr.free_symbols - set(self.constants), key=lambda s: s.name))
 
     def initial_of(self, model: Model) -> tuple[sp.Expr, ...]:
         """Initial parameter vector of one model."""
@@ -157,32 +164,52 @@ def build_problem(
     steps: int | str = 1,
     loss: str = "mse",
     origin: Origin = Origin(),
+    constants: Sequence[str] = (),
+    queries: Sequence[Mapping[str, str]] = (),
 ) -> Problem:
     """Validate raw strings into a :class:`Problem`.
 
     ``init`` is ``["w1=1", ...]`` or ``{"w1": "1"}``; ``data`` is ``["x=7,y=10", ...]`` or
-    ``[{"x": "7", "y": "10"}, ...]``. Raises :class:`ProblemError` / ``ParseError`` naming the field.
+    ``[{"x": "7", "y": "10"}, ...]``. ``constants`` names symbols that values and models may use in
+    place of numbers (an exercise family's drawn quantities); ``queries`` are extra input points.
+    Raises :class:`ProblemError` / ``ParseError`` naming the field.
     """
     if not models:
         raise ProblemError(origin.field("models"), "no model given; add one, e.g. --model 'w1*x + w2'")
     if not data:
         raise ProblemError(origin.field("data"), "no data point given; add one, e.g. --data x=7,y=10")
-    dataset = _build_dataset(data, origin)
+    names = frozenset(constants)
+    dataset = _build_dataset(data, origin, names)
     inputs = {s.name for s in dataset.input_symbols}
-    built = tuple(_build_model(text, i, inputs, origin) for i, text in enumerate(models, start=1))
+    clash = sorted(inputs & names)
+    if clash:
+        raise ProblemError(origin.field("data", 1), f"{clash[0]} is both an input and a drawn constant")
+    built = tuple(_build_model(text, i, inputs | names, origin) for i, text in enumerate(models, start=1))
     used = {s.name for m in built for s in m.expression.free_symbols}
     unused = sorted(inputs - used, key=natural_key)
     if unused:
         raise ProblemError(origin.field("data", 1), f"{unused[0]} appears in no model; remove it from the data "
                            "or use it in a model")
-    initial = _build_initial(init, built, inputs, origin)
+    initial = _build_initial(init, built, inputs, origin, names)
     loss_value = Loss.parse(loss, origin.field("loss"))
     lr_value = _build_lr(lr, built, inputs, origin)
     steps_value = _build_steps(steps, origin)
-    return Problem(built, initial, dataset, loss_value, lr_value, steps_value)
+    query_points = tuple(
+        tuple(_value(str(q.get(s.name, "")), f"{origin.field('queries', i)} {s.name}", names)
+              for s in dataset.input_symbols)
+        for i, q in enumerate(queries, start=1))
+    return Problem(built, initial, dataset, loss_value, lr_value, steps_value,
+                   tuple(symbol(n) for n in sorted(names, key=natural_key)), query_points)
 
 
-def _build_dataset(data, origin: Origin) -> Dataset:
+def _value(text: str, field_name: str, constants: frozenset[str]) -> sp.Expr:
+    """A number, or with drawn constants an expression in them."""
+    if not constants:
+        return parse_number(text, field_name)
+    return parse_expression(text, field_name, names=constants)
+
+
+def _build_dataset(data, origin: Origin, constants: frozenset[str] = frozenset()) -> Dataset:
     rows: list[dict[str, sp.Expr]] = []
     for i, point in enumerate(data, start=1):
         name = origin.field("data", i)
@@ -190,7 +217,7 @@ def _build_dataset(data, origin: Origin) -> Dataset:
             row = {}
             for key, value in point.items():
                 _check_name(str(key), name)
-                row[str(key)] = parse_number(str(value), f"{name} {key}")
+                row[str(key)] = _value(str(value), f"{name} {key}", constants)
         else:
             row = parse_assignments(str(point), name)
         if TARGET not in row:
@@ -220,6 +247,7 @@ def _check_name(name: str, field_name: str) -> None:
 
 
 def _build_model(text: str, index: int, inputs: set[str], origin: Origin) -> Model:
+    """One model; every name that is not an input (or a drawn constant) is a parameter."""
     name = origin.field("models", index)
     expr = parse_expression(str(text), name)
     used = {s.name for s in expr.free_symbols}
@@ -231,7 +259,8 @@ def _build_model(text: str, index: int, inputs: set[str], origin: Origin) -> Mod
     return Model(f"f{index}", expr, tuple(params), str(text).strip())
 
 
-def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Origin):
+def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Origin,
+                   constants: frozenset[str] = frozenset()):
     label = origin.field("init")
     pairs: list[tuple[str, str]] = []
     if isinstance(init, Mapping):
@@ -244,7 +273,7 @@ def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Or
         _check_name(key, label)
         if key in values:
             raise ProblemError(label, f"{key} is given twice")
-        values[key] = parse_number(text, f"{label} {key}")
+        values[key] = _value(text, f"{label} {key}", constants)
     params = {p.name for m in models for p in m.params}
     for key in values:
         if key in inputs:

@@ -51,8 +51,10 @@ def environment(kind: str, templates: Path | None = None):
 
     dirs = [str(templates)] if templates is not None else []
     dirs.append(str(bundled("templates")))
+    # auto_reload=False: templates do not change during a run, and checking would stat the file
+    # on every render of every variant.
     options = dict(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
-                   keep_trailing_newline=True)
+                   keep_trailing_newline=True, auto_reload=False)
     if kind == "tex":
         options.update(
             block_start_string=r"\BLOCK{", block_end_string="}",

@@ -64,6 +64,31 @@ class Solution:
         return render_latex_summary(self)
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """Everything exact about a problem, before the float check: what ``solve`` verifies and what an
+    exercise family derives once with its drawn quantities as symbols."""
+
+    problem: Problem
+    derivations: tuple[ModelDerivation, ...]
+    basis: Basis
+    reparams: tuple[Reparameterisation | None, ...]
+    coefficients: tuple[tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...]], ...]  # per model: (initial, final)
+    comparison: Comparison
+
+
+def analyse(problem: Problem) -> Analysis:
+    """Derive every model, write the linear ones as theta = A w + b, and compare them (no float check)."""
+    derivations = tuple(derive_model(problem, m) for m in problem.models)
+    inputs = problem.data.input_symbols
+    basis = common_basis(_functions_of(derivations), inputs)
+    reparams = tuple(reparameterisation(d.form, basis, inputs) if d.form is not None else None for d in derivations)
+    coeffs = tuple((coefficients(d.function_initial, basis, inputs), coefficients(d.function_final, basis, inputs))
+                   for d in derivations)
+    changes = [tuple(sp.expand(b - a) for a, b in zip(*c)) for c in coeffs]
+    return Analysis(problem, derivations, basis, reparams, coeffs, _compare(changes, reparams, derivations, basis))
+
+
 def solve(problem: Problem | str | Path | None = None, **fields) -> Solution:
     """Solve a problem exactly and check it in float64.
 
@@ -75,11 +100,12 @@ def solve(problem: Problem | str | Path | None = None, **fields) -> Solution:
         problem = build_problem(**fields) if fields else reference_problem()
     elif isinstance(problem, (str, Path)):
         problem = load_problem(problem)
-    derivations = tuple(derive_model(problem, m) for m in problem.models)
-    inputs = problem.data.input_symbols
-    basis = common_basis(_functions_of(derivations), inputs)
-    models = tuple(_finish(problem, d, basis) for d in derivations)
-    return Solution(problem, models, _compare(models, derivations, basis))
+    a = analyse(problem)
+    models = tuple(
+        ModelSolution(d, r, c[0], c[1], verify_model(problem, d, r, a.basis, c))
+        for d, r, c in zip(a.derivations, a.reparams, a.coefficients)
+    )
+    return Solution(problem, models, a.comparison)
 
 
 def _functions_of(derivations: tuple[ModelDerivation, ...]):
@@ -91,27 +117,14 @@ def _functions_of(derivations: tuple[ModelDerivation, ...]):
             yield d.form.offset
 
 
-def _finish(problem: Problem, derivation: ModelDerivation, basis: Basis) -> ModelSolution:
-    inputs = problem.data.input_symbols
-    reparam = reparameterisation(derivation.form, basis, inputs) if derivation.form is not None else None
-    initial = coefficients(derivation.function_initial, basis, inputs)
-    final = coefficients(derivation.function_final, basis, inputs)
-    verification = verify_model(problem, derivation, reparam, basis, (initial, final))
-    return ModelSolution(derivation, reparam, initial, final, verification)
-
-
-def _compare(models: tuple[ModelSolution, ...], derivations, basis: Basis) -> Comparison:
-    first = models[0]
-    ratios = []
-    for m in models:
-        row = []
-        for base, change in zip(first.changes, m.changes):
-            row.append(None if base == 0 else sp.cancel(change / base))
-        ratios.append(tuple(row))
-    if all(m.reparam is not None for m in models):
-        same_class = all(same_function_class(first.reparam, m.reparam) for m in models[1:])
+def _compare(changes, reparams, derivations, basis: Basis) -> Comparison:
+    first = changes[0]
+    ratios = tuple(tuple(None if base == 0 else sp.cancel(change / base) for base, change in zip(first, row))
+                   for row in changes)
+    if all(r is not None for r in reparams):
+        same_class = all(same_function_class(reparams[0], r) for r in reparams[1:])
     else:
         same_class = None
     f0 = derivations[0].function_initial
     same_start = all(sp.expand(d.function_initial - f0) == 0 for d in derivations[1:])
-    return Comparison(basis, tuple(ratios), same_class, same_start)
+    return Comparison(basis, ratios, same_class, same_start)

@@ -2,9 +2,15 @@
 
 The check never reuses a SymPy derivative: gradients come from :mod:`symreparam.numeric` (forward-mode
 chain rule on the model as written), eigenvalues from ``numpy.linalg.eigvalsh``, limits from
-``numpy.linalg.pinv``. Each GD step is checked from the exact previous iterate, so float rounding does
-not accumulate over many steps; iterates beyond the float range are compared after an exact rescaling
-by a power of two (possible because for linear models the step is an affine map).
+``numpy.linalg.pinv``, Newton steps from ``numpy.linalg.solve``. Each GD step is checked from the
+exact previous iterate, so float rounding does not accumulate over many steps; iterates beyond the
+float range are compared after an exact rescaling by a power of two (possible because for linear
+models the step is an affine map).
+
+Everything is vectorised over a leading axis of V *variants* of one model: ``solve`` checks V = 1
+problem (or one per sample value of a symbolic learning rate), ``generate`` checks a thousand homework
+variants in one pass. The caller turns its exact answers into an :class:`Exact` of floats; this module
+recomputes them from the :class:`Case` alone.
 """
 
 from __future__ import annotations
@@ -25,7 +31,55 @@ TOLERANCE = 1e-8
 # Sample learning rates substituted into answers that are functions of a symbolic rate.
 LR_SAMPLES = (sp.Rational(1, 10), sp.Rational(1, 1000))
 _TINY = 1e-300
-_BIG_BITS = 900  # beyond about 2**900 we rescale before converting to float
+_BIG_BITS = 900  # beyond about 2**900 values are rescaled before conversion to float
+
+
+@dataclass(frozen=True)
+class Case:
+    """The float64 inputs of V variants of one model, from which everything is recomputed.
+
+    ``x`` and ``probes`` hold the data inputs followed by the values of any constants the model
+    expression contains (an exercise family's drawn scale factor, say), one row per point.
+    """
+
+    model: CompiledModel
+    x: np.ndarray  # (V, n, d)
+    y: np.ndarray  # (V, n)
+    w0: np.ndarray  # (V, p)
+    lr: np.ndarray  # (V,)
+    cprime: np.ndarray  # (V,) c' in grad L = c' sum_i r_i grad f(x_i)
+    probes: np.ndarray  # (V, m, d): where functions are compared; the data points come first
+    linear: bool
+
+
+@dataclass(frozen=True)
+class Exact:
+    """Exact answers of the V variants, rounded to float64; None where a quantity does not apply.
+
+    Iterates and the final function/coefficients are divided by 2**shift (per variant and step) so
+    that values beyond the float range stay comparable.
+    """
+
+    trajectory: np.ndarray  # (V, T+1, p) / 2**shift
+    shift: np.ndarray  # (V, T+1) integers
+    residuals: np.ndarray  # (V, n)
+    jacobian: np.ndarray  # (V, n, p)
+    gradient: np.ndarray  # (V, p)
+    gram: np.ndarray  # (V, n, n)
+    kernel: np.ndarray  # (V, m, n): K(probe, x_i)
+    f_initial: np.ndarray  # (V, m)
+    f_final: np.ndarray  # (V, m) / 2**shift[:, -1]
+    f_step: np.ndarray  # (V, m)
+    basis: np.ndarray  # (V, m, k): basis functions at the probes
+    coef_initial: np.ndarray  # (V, k)
+    coef_final: np.ndarray  # (V, k) / 2**shift[:, -1]
+    lambda_max: np.ndarray | None = None  # (V,)
+    max_lr: np.ndarray | None = None  # (V,), inf where the Hessian is zero
+    limit: np.ndarray | None = None  # (V, p)
+    newton: np.ndarray | None = None  # (V, p); rows of nan where the Hessian is singular
+    A: np.ndarray | None = None  # (V, k, p)
+    b: np.ndarray | None = None  # (V, k)
+    P: np.ndarray | None = None  # (V, k, k)
 
 
 @dataclass(frozen=True)
@@ -48,47 +102,206 @@ class Verification:
         return max((c.max_rel_error for c in self.checks), default=0.0)
 
 
-def relative_error(exact: Sequence[float], approx: Sequence[float], scale: float | None = None) -> float:
-    """max |exact - approx| / max(|exact|, scale): relative to the size of the whole quantity."""
-    exact = np.asarray(exact, dtype=float).ravel()
-    approx = np.asarray(approx, dtype=float).ravel()
-    if exact.size == 0:
-        return 0.0
-    if not (np.all(np.isfinite(exact)) and np.all(np.isfinite(approx))):
-        return float("inf")
-    size = max(float(np.max(np.abs(exact))), float(np.max(np.abs(approx))), scale or 0.0, _TINY)
-    return float(np.max(np.abs(exact - approx))) / size
+def relative_error(exact: np.ndarray, approx: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
+    """Per variant: max |exact - approx| / max(|exact|, |approx|, scale) over all but the first axis.
+
+    Errors are relative to the size of the whole quantity (a vector, a matrix), so a component that
+    is zero by cancellation does not inflate them. Non-finite values count as infinitely wrong.
+    """
+    exact = np.asarray(exact, dtype=float)
+    approx = np.asarray(approx, dtype=float)
+    v = exact.shape[0]
+    e = exact.reshape(v, -1)
+    a = approx.reshape(v, -1)
+    if e.shape[1] == 0:
+        return np.zeros(v)
+    with np.errstate(all="ignore"):
+        size = np.maximum(np.max(np.abs(e), axis=1), np.max(np.abs(a), axis=1))
+        if scale is not None:
+            size = np.maximum(size, np.broadcast_to(np.asarray(scale, dtype=float), (v,)))
+        err = np.max(np.abs(e - a), axis=1) / np.maximum(size, _TINY)
+    bad = ~(np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(a), axis=1))
+    return np.where(bad, np.inf, err)
 
 
-def _floats(values: Sequence[sp.Expr], shift: int = 0) -> np.ndarray:
-    """Exact values divided by 2**shift, as floats."""
+def _rows(values: np.ndarray) -> np.ndarray:
+    """(V, m, d) -> (V*m, d) for the evaluator."""
+    return values.reshape(-1, values.shape[-1])
+
+
+def _evaluate(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters."""
+    v, m = points.shape[:2]
+    params = np.repeat(w, m, axis=0)
+    value, jac = case.model(_rows(points), params)
+    return value.reshape(v, m), jac.reshape(v, m, -1)
+
+
+def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
+    """Recompute everything from ``case`` and compare with ``exact``: {check name: error per variant}."""
+    n = case.x.shape[1]
+    f0, jac = _evaluate(case, case.x, case.w0)
+    r0 = f0 - case.y
+    grad = case.cprime[:, None] * np.einsum("vnp,vn->vp", jac, r0)
+    out = {
+        "the residuals at initialisation": relative_error(exact.residuals, r0, np.max(np.abs(case.y), axis=1)),
+        "the Jacobian df/dw at the data": relative_error(exact.jacobian, jac),
+        "the gradient at initialisation": relative_error(exact.gradient, grad),
+        "the tangent-kernel Gram matrix": relative_error(exact.gram, np.einsum("vnp,vmp->vnm", jac, jac)),
+    }
+    affine = None
+    if case.linear:
+        f_zero, jac_zero, err = _affine(case, f0, jac)
+        out["that the model is affine in its parameters"] = err
+        affine = (f_zero, jac_zero)
+    out["every gradient-descent step"] = _steps(case, exact, affine)
+
+    fp0, jac_probe = _evaluate(case, case.probes, case.w0)
+    kernel = np.einsum("vmp,vnp->vmn", jac_probe, jac)
+    out["the tangent kernel K(x, x_i)"] = relative_error(exact.kernel, kernel)
+    step = fp0 - (case.lr * case.cprime)[:, None] * np.einsum("vmn,vn->vm", kernel, r0)
+    out["the function-space form of the step"] = relative_error(exact.f_step, step, np.max(np.abs(fp0), axis=1))
+    out["the function at the start"] = relative_error(exact.f_initial, fp0)
+    final = _function(case, exact.trajectory[:, -1], exact.shift[:, -1], affine)
+    out["the function after the steps"] = relative_error(exact.f_final, final)
+    out["the basis coefficients"] = np.maximum(
+        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_initial), fp0),
+        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_final), final))
+    if case.linear:
+        out.update(_linear_checks(case, exact, jac, r0, n))
+    return out
+
+
+def _affine(case: Case, f0: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f(x_i; 0), the constant Jacobian of a model classed as linear, and per variant how far from
+    affine it looks in float64.
+
+    Were the structural linearity test wrong, the affine shortcut in the step checks would hide it;
+    comparing f and J at w = 0 and at w0 catches that (it is reported as a check of its own).
+    """
+    f_zero, jac_zero = _evaluate(case, case.x, np.zeros_like(case.w0))
+    err = np.maximum(relative_error(jac_zero, jac),
+                     relative_error(f0, f_zero + np.einsum("vnp,vp->vn", jac_zero, case.w0)))
+    return f_zero, jac_zero, err
+
+
+def _steps(case: Case, exact: Exact, affine) -> np.ndarray:
+    """Each exact step against one float step from the exact previous iterate (per variant: max error)."""
+    worst = np.zeros(case.x.shape[0])
+    traj = exact.trajectory
+    for t in range(traj.shape[1] - 1):
+        # Compare at the scale of the later iterate; rescaling by a power of two is exact.
+        shift = exact.shift[:, t + 1]
+        u = traj[:, t] * np.exp2(exact.shift[:, t] - shift)[:, None]
+        if affine is None:
+            if np.any(shift != 0):
+                raise VerificationError(
+                    "verification", "the iterates exceed the float64 range and the model is not linear, so "
+                    "they cannot be checked; use fewer steps")
+            f, jac = _evaluate(case, case.x, u)
+            residual = f - case.y
+        else:
+            # f(w)/s = J u + f(0)/s exactly for w = s u.
+            f_zero, jac = affine
+            residual = np.einsum("vnp,vp->vn", jac, u) + (f_zero - case.y) / np.exp2(shift)[:, None]
+        move = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, residual)
+        predicted = u - move
+        size = np.maximum(np.max(np.abs(u), axis=1), np.max(np.abs(move), axis=1))
+        worst = np.maximum(worst, relative_error(traj[:, t + 1], predicted, size))
+    return worst
+
+
+def _function(case: Case, u: np.ndarray, shift: np.ndarray, affine) -> np.ndarray:
+    """f(probe; w) / 2**shift for w = u 2**shift."""
+    if affine is None or not np.any(shift):
+        return _evaluate(case, case.probes, u)[0]
+    f_zero, jac = _evaluate(case, case.probes, np.zeros_like(u))
+    return np.einsum("vmp,vp->vm", jac, u) + f_zero / np.exp2(shift)[:, None]
+
+
+def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    out = {}
+    hessian = case.cprime[:, None, None] * np.einsum("vnp,vnq->vpq", jac, jac)
+    w0 = case.w0
+    scale_w = np.max(np.abs(w0), axis=1)
+    if exact.lambda_max is not None:
+        lam = np.max(np.linalg.eigvalsh(hessian), axis=1) if hessian.shape[1] else np.zeros(len(w0))
+        out["the largest Hessian eigenvalue"] = relative_error(exact.lambda_max[:, None], lam[:, None],
+                                                               np.max(np.abs(hessian), axis=(1, 2)))
+        with np.errstate(divide="ignore"):
+            numeric_max = np.where(lam > 0, 2.0 / lam, np.inf)
+        finite = np.isfinite(exact.max_lr) & np.isfinite(numeric_max)
+        same_inf = np.isinf(exact.max_lr) & (lam <= 1e-12 * np.maximum(np.max(np.abs(hessian), axis=(1, 2)), 1))
+        err = relative_error(np.where(finite, exact.max_lr, 0)[:, None], np.where(finite, numeric_max, 0)[:, None])
+        out["the largest stable learning rate"] = np.where(finite | same_inf, err, np.inf)
+    if exact.limit is not None:
+        numeric = w0 - np.einsum("vpn,vn->vp", np.linalg.pinv(jac), r0)
+        out["the limit of gradient descent"] = relative_error(exact.limit, numeric, scale_w)
+    if exact.newton is not None:
+        has = np.all(np.isfinite(exact.newton), axis=1)
+        numeric = np.full_like(w0, np.nan)
+        if np.any(has):
+            gram = np.einsum("vnp,vnq->vpq", jac[has], jac[has])
+            rhs = np.einsum("vnp,vn->vp", jac[has], r0[has])
+            numeric[has] = w0[has] - np.linalg.solve(gram, rhs[..., None])[..., 0]
+        err = relative_error(np.where(has[:, None], exact.newton, 0), np.where(has[:, None], numeric, 0), scale_w)
+        out["the Newton step"] = err
+    if exact.A is not None:
+        phi = exact.basis
+        f_zero, jac_probe = _evaluate(case, case.probes, np.zeros_like(w0))
+        out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), jac_probe)
+        out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), f_zero,
+                                             np.max(np.abs(jac_probe), axis=(1, 2)))
+        out["the preconditioner P = A A^T"] = relative_error(exact.P, np.einsum("vkp,vlp->vkl", exact.A, exact.A))
+    return out
+
+
+def summarise(errors: dict[str, np.ndarray], variant: int = 0) -> Verification:
+    """The checks of one variant as a :class:`Verification`."""
+    return Verification(tuple(Check(name, float(err[variant])) for name, err in errors.items()))
+
+
+def require(verification: Verification, field: str) -> Verification:
+    """Raise :class:`VerificationError` naming the worst check when any exceeds ``TOLERANCE``."""
+    bad = [c for c in verification.checks if not c.max_rel_error <= TOLERANCE]
+    if bad:
+        worst = max(bad, key=lambda c: c.max_rel_error)
+        raise VerificationError(
+            field,
+            f"the float64 re-computation of {worst.name} disagrees with the exact result (relative error "
+            f"{worst.max_rel_error:.3g} > {TOLERANCE:g}); the answer is withheld. The problem may be too "
+            "ill-conditioned to check in floating point; please report it if it is not",
+        )
+    return verification
+
+
+# --- solve: one problem, from SymPy objects -------------------------------------------------------------
+
+
+def _bits(value: sp.Expr) -> int:
+    """log2 of the magnitude of an exact rational (0 for other values)."""
+    if value.is_Rational and value != 0:
+        return abs(value.p).bit_length() - abs(value.q).bit_length()
+    return 0
+
+
+def _scaled(values: Sequence[sp.Expr], shift: int) -> list[float]:
     if shift == 0:
-        return np.array([exact_float(v) for v in values], dtype=float)
+        return [exact_float(v) for v in values]
     scale = sp.Integer(2) ** shift
-    return np.array([exact_float(v / scale) for v in values], dtype=float)
+    return [exact_float(v / scale) for v in values]
 
 
-def _bits(values: Sequence[sp.Expr]) -> int:
-    """log2 of the largest magnitude among exact rationals (0 for other values)."""
-    best = 0
-    for v in values:
-        if v.is_Rational and v != 0:
-            best = max(best, abs(v.p).bit_length() - abs(v.q).bit_length())
-    return best
+def _probes(points: Sequence[Sequence[sp.Expr]]) -> tuple[tuple[sp.Expr, ...], ...]:
+    """The data points plus each shifted by 1/2, where functions are compared."""
+    shifted = tuple(tuple(v + sp.Rational(1, 2) for v in row) for row in points)
+    return tuple(dict.fromkeys(tuple(points) + shifted))
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What every check of one model needs."""
-
-    problem: Problem
-    derivation: ModelDerivation
-    model: CompiledModel
-    x_data: np.ndarray
-    y_data: np.ndarray
-    probes: tuple[tuple[sp.Expr, ...], ...]
-    x_probes: np.ndarray
-    affine: tuple[np.ndarray, np.ndarray] | None  # (f(x_i; 0), J) for linear models
+def _at_probes(expr: sp.Expr, columns: Sequence[sp.Symbol], probes: np.ndarray) -> np.ndarray:
+    """An exact function rounded to float64 coefficients and evaluated at (V, m, d) probe rows."""
+    values = compile_model(expr, columns, ())(_rows(probes), np.zeros((0,)))[0]
+    return values.reshape(probes.shape[:2])
 
 
 def verify_model(
@@ -98,225 +311,98 @@ def verify_model(
     basis: Basis,
     coefficients: Sequence[Sequence[sp.Expr]],
 ) -> Verification:
-    """Re-compute everything about one model in float64 and report the discrepancies.
+    """Check one model of ``problem`` (every sample of a symbolic learning rate) and return the result.
 
     ``coefficients`` are the basis coefficients of the function at steps 0 and T. Raises
     :class:`VerificationError` when any discrepancy exceeds ``TOLERANCE``.
     """
     data = problem.data
-    inputs = data.input_symbols
-    model = derivation.model
-    compiled = compile_model(model.expression, inputs, model.params)
-    x_data = np.array([[exact_float(v) for v in row] for row in data.inputs], dtype=float).reshape(data.size, -1)
-    y_data = np.array([exact_float(v) for v in data.targets])
-    probes = _probes(data.inputs)
-    x_probes = np.array([[exact_float(v) for v in row] for row in probes], dtype=float).reshape(len(probes), -1)
-    affine = _affine(compiled, x_data, _floats(derivation.initial)) if derivation.is_linear else None
-    ctx = _Context(problem, derivation, compiled, x_data, y_data, probes, x_probes, affine)
-    checks = [*_initial_checks(ctx), *_trajectory_checks(ctx), *_function_checks(ctx, basis, coefficients)]
-    if derivation.is_linear:
-        checks.extend(_linear_checks(ctx, reparam, basis))
-    result = Verification(tuple(checks))
-    bad = [c for c in checks if not c.max_rel_error <= TOLERANCE]
-    if bad:
-        worst = max(bad, key=lambda c: c.max_rel_error)
-        raise VerificationError(
-            model.name,
-            f"the float64 re-computation of {worst.name} disagrees with the exact result (relative error "
-            f"{worst.max_rel_error:.3g} > {TOLERANCE:g}); the answer is withheld. The problem may be too "
-            "ill-conditioned to check in floating point; please report it if it is not",
-        )
-    return result
+    d = derivation
+    lr_symbols = problem.lr_symbols
+    samples = [{s: value for s in lr_symbols} for value in LR_SAMPLES] if lr_symbols else [{}]
+    v = len(samples)
+    columns = tuple(data.input_symbols) + tuple(lr_symbols)
+    compiled = compile_model(d.model.expression, columns, d.model.params)
+
+    def with_lr(rows):  # append the sample learning rate as extra input columns
+        base = np.array([[exact_float(x) for x in row] for row in rows], dtype=float).reshape(len(rows), -1)
+        out = np.empty((v, len(rows), len(columns)))
+        for i, subs in enumerate(samples):
+            lr_cols = [exact_float(subs[s]) for s in lr_symbols]
+            out[i] = np.hstack([base, np.tile(lr_cols, (len(rows), 1))]) if lr_cols else base
+        return out
+
+    probes_exact = _real_probes(compiled, data, d.initial, with_lr)
+    probes = with_lr(probes_exact)
+    x = with_lr(data.inputs)
+    paths = [[tuple(sp.expand(w.xreplace(subs)) for w in step) for step in d.trajectory] if subs else d.trajectory
+             for subs in samples]
+    shift = np.array([[max(max((_bits(w) for w in step), default=0) - _BIG_BITS, 0) for step in path]
+                      for path in paths], dtype=int)
+    trajectory = np.array([[_scaled(step, int(shift[i, t])) for t, step in enumerate(path)]
+                           for i, path in enumerate(paths)], dtype=float).reshape(v, len(d.trajectory), -1)
+    if np.any(~np.isfinite(trajectory)):
+        raise VerificationError(d.model.name, "the iterates exceed the float64 range and cannot be checked; "
+                                "use fewer steps")
+    final_shift = [int(x) for x in shift[:, -1]]
+
+    def at(expr, scaled=False):
+        if not scaled or not any(final_shift):
+            return _at_probes(expr, columns, probes)
+        # divide exactly before rounding, or values beyond the float range become inf
+        return np.stack([_at_probes(sp.expand(expr / sp.Integer(2) ** s), columns, probes[i:i + 1])[0]
+                         for i, s in enumerate(final_shift)])
+
+    def const(values, shape):
+        return np.broadcast_to(np.array([exact_float(e) for e in values], dtype=float).reshape(shape), (v, *shape))
+
+    n, p = data.size, len(d.model.params)
+    k = len(basis.functions)
+    basis_values = np.stack([at(f) for f in basis.functions], axis=-1) if k else np.zeros((v, len(probes_exact), 0))
+    coef_final = np.array([_scaled([sp.expand(c.xreplace(subs)) for c in coefficients[-1]], s)
+                           for subs, s in zip(samples, final_shift)], dtype=float).reshape(v, -1)
+    exact = Exact(
+        trajectory=trajectory,
+        shift=shift,
+        residuals=const(d.residuals, (n,)),
+        jacobian=const(list(d.jacobian), (n, p)),
+        gradient=const(d.gradient, (p,)),
+        gram=const(list(d.gram), (n, n)),
+        kernel=np.stack([at(kexpr) for kexpr in d.kernel], axis=-1),
+        f_initial=at(d.function_initial),
+        f_final=at(d.function_final, scaled=True),
+        f_step=at(d.function_step),
+        basis=basis_values,
+        coef_initial=const(coefficients[0], (k,)),
+        coef_final=coef_final,
+        lambda_max=None if d.stability is None else const([d.stability.lambda_max], (1,))[:, 0],
+        max_lr=None if d.stability is None else np.full(v, exact_float(d.stability.max_lr)),
+        limit=None if d.limit is None else const(d.limit, (p,)),
+        newton=None if not d.is_linear else (const(d.newton, (p,)) if d.newton is not None else np.full((v, p), np.nan)),
+        A=None if reparam is None else const(list(reparam.A), (k, p)),
+        b=None if reparam is None else const(list(reparam.b), (k,)),
+        P=None if reparam is None else const(list(reparam.P), (k, k)),
+    )
+    w0 = np.broadcast_to(np.array([exact_float(w) for w in d.initial]), (v, p))
+    case = Case(
+        model=compiled,
+        x=x,
+        y=np.broadcast_to(np.array([exact_float(t) for t in data.targets]), (v, n)),
+        w0=w0,
+        lr=np.array([exact_float(problem.lr.xreplace(subs)) for subs in samples]),
+        cprime=np.full(v, exact_float(loss_factor(problem))),
+        probes=probes,
+        linear=d.is_linear,
+    )
+    errors = check(case, exact)
+    worst = {name: np.array([float(np.max(err))]) for name, err in errors.items()}
+    return require(summarise(worst), d.model.name)
 
 
-def _affine(model: CompiledModel, x: np.ndarray, w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """f(x; 0) and the constant Jacobian of a model classed as linear, after checking in float64 that it is.
-
-    Were the structural linearity test wrong, the affine shortcut in the step checks would hide it;
-    comparing f and J at w = 0 and at w0 catches that.
-    """
-    f_zero, jac = model(x, np.zeros_like(w0))
-    f_w0, jac_w0 = model(x, w0)
-    err = max(relative_error(jac, jac_w0), relative_error(f_w0, f_zero + jac @ w0))
-    if not err <= TOLERANCE:
-        raise VerificationError("verification", f"the model is not affine in its parameters in float64 ({err:.3g})")
-    return f_zero, jac
-
-
-def _probes(points: Sequence[Sequence[sp.Expr]]) -> tuple[tuple[sp.Expr, ...], ...]:
-    """The data points plus each shifted by 1/2, where functions are compared."""
-    shifted = tuple(tuple(v + sp.Rational(1, 2) for v in row) for row in points)
-    return tuple(dict.fromkeys(tuple(points) + shifted))
-
-
-def _lr_cases(problem: Problem) -> list[dict[sp.Symbol, sp.Expr]]:
-    """Substitutions that make the learning rate a number."""
-    symbols = problem.lr_symbols
-    if not symbols:
-        return [{}]
-    return [{s: value for s in symbols} for value in LR_SAMPLES]
-
-
-def _initial_checks(ctx: _Context) -> list[Check]:
-    d = ctx.derivation
-    w0 = _floats(d.initial)
-    f, jac = ctx.model(ctx.x_data, w0)
-    r = f - ctx.y_data
-    cprime = exact_float(loss_factor(ctx.problem))
-    grad = cprime * jac.T @ r
-    return [
-        Check("the residuals at initialisation", relative_error(_floats(d.residuals), r, np.max(np.abs(ctx.y_data)))),
-        Check("the Jacobian df/dw at the data", relative_error(_floats(list(d.jacobian)), jac)),
-        Check("the gradient at initialisation", relative_error(_floats(d.gradient), grad)),
-        Check("the tangent-kernel Gram matrix", relative_error(_floats(list(d.gram)), jac @ jac.T)),
-    ]
-
-
-def _trajectory_checks(ctx: _Context) -> list[Check]:
-    """Each exact step against one float GD step from the exact previous iterate."""
-    d = ctx.derivation
-    problem = ctx.problem
-    cprime = exact_float(loss_factor(problem))
-    worst = 0.0
-    for subs in _lr_cases(problem):
-        lr = exact_float(problem.lr.xreplace(subs))
-        path = [tuple(sp.expand(v.xreplace(subs)) for v in w) for w in d.trajectory] if subs else d.trajectory
-        for before, after in zip(path, path[1:]):
-            shift = max(_bits(before), _bits(after)) - _BIG_BITS
-            if shift > 0 and ctx.affine is None:
-                raise VerificationError(
-                    d.model.name, "the iterates exceed the float64 range and this model is not linear, so they "
-                    "cannot be checked; use fewer steps")
-            shift = max(shift, 0)
-            u = _floats(before, shift)
-            exact_next = _floats(after, shift)
-            if not (np.all(np.isfinite(u)) and np.all(np.isfinite(exact_next))):
-                raise VerificationError(
-                    d.model.name, "the iterates exceed the float64 range and cannot be checked; use fewer steps")
-            grad = cprime * _scaled_gradient(ctx, u, shift)
-            predicted = u - lr * grad
-            size = max(float(np.max(np.abs(u))), float(np.max(np.abs(lr * grad))))
-            worst = max(worst, relative_error(exact_next, predicted, size))
-    return [Check("every gradient-descent step", worst)]
-
-
-def _scaled_gradient(ctx: _Context, u: np.ndarray, shift: int) -> np.ndarray:
-    """grad L(w) / 2**shift for w = u * 2**shift (residuals summed, not yet times c')."""
-    if ctx.affine is None:
-        f, jac = ctx.model(ctx.x_data, u)
-        return jac.T @ (f - ctx.y_data)
-    # Linear model: f(w) = J w + f(0), so f(w)/s = J u + f(0)/s exactly.
-    f_zero, jac = ctx.affine
-    residual = jac @ u + (f_zero - ctx.y_data) / 2.0**shift
-    return jac.T @ residual
-
-
-def _function_values(ctx: _Context, expr: sp.Expr, subs=None) -> tuple[np.ndarray, np.ndarray]:
-    """An exact function of the inputs evaluated at the probe points (mask: where it is finite and real).
-
-    The exact coefficients are rounded to float64 once and the expression is evaluated in float64,
-    which is accurate to rounding and far cheaper than exact evaluation of large rationals.
-    """
-    if subs:
-        expr = expr.xreplace(subs)
-    compiled = compile_model(expr, ctx.problem.data.input_symbols, ())
-    values = compiled(ctx.x_probes, np.zeros(0))[0]
-    return values, np.isfinite(values)
-
-
-def _function_checks(ctx: _Context, basis: Basis, coefficients) -> list[Check]:
-    d = ctx.derivation
-    problem = ctx.problem
-    checks = []
-    basis_values = _basis_at(ctx, basis)
-    worst_f = worst_c = worst_k = worst_step = 0.0
-    n_data = ctx.x_data.shape[0]
-    w0 = _floats(d.initial)
-    f0_num, jac_probe = ctx.model(ctx.x_probes, w0)
-    _, jac_data = ctx.model(ctx.x_data, w0)
-    r0 = ctx.model(ctx.x_data, w0)[0] - ctx.y_data
-    cprime = exact_float(loss_factor(problem))
-    kernel_num = jac_probe @ jac_data.T  # (probes, data)
-    for i, k_expr in enumerate(d.kernel):
-        exact, mask = _function_values(ctx, k_expr)
-        _require_data(mask, n_data, "the tangent kernel")
-        worst_k = max(worst_k, relative_error(exact[mask], kernel_num[mask, i]))
-    for subs in _lr_cases(problem):
-        lr = exact_float(problem.lr.xreplace(subs))
-        for label, w, expr, coeffs in (("initial", d.initial, d.function_initial, coefficients[0]),
-                                       ("final", d.final, d.function_final, coefficients[-1])):
-            w_exact = [v.xreplace(subs) for v in w]
-            shift = max(_bits(w_exact) - _BIG_BITS, 0)
-            numeric = _scaled_function(ctx, _floats(w_exact, shift), shift)
-            scale = sp.Integer(2) ** shift
-            exact, mask = _function_values(ctx, sp.expand(expr / scale) if shift else expr, subs)
-            _require_data(mask, n_data, f"the {label} function")
-            worst_f = max(worst_f, relative_error(exact[mask], numeric[mask]))
-            from_basis = basis_values @ _floats([c.xreplace(subs) for c in coeffs], shift)
-            worst_c = max(worst_c, relative_error(from_basis[mask], numeric[mask]))
-        exact, mask = _function_values(ctx, d.function_step, subs)
-        predicted = f0_num - lr * cprime * kernel_num @ r0
-        _require_data(mask, n_data, "the function-space step")
-        worst_step = max(worst_step, relative_error(exact[mask], predicted[mask], float(np.max(np.abs(f0_num)))))
-    checks.append(Check("the function before and after", worst_f))
-    checks.append(Check("the basis coefficients", worst_c))
-    checks.append(Check("the tangent kernel K(x, x_i)", worst_k))
-    checks.append(Check("the function-space form of the step", worst_step))
-    return checks
-
-
-def _require_data(mask: np.ndarray, n_data: int, what: str) -> None:
-    if not np.all(mask[:n_data]):
-        raise VerificationError("verification", f"{what} is not a finite real number at every data point")
-
-
-def _scaled_function(ctx: _Context, u: np.ndarray, shift: int) -> np.ndarray:
-    """f(x; w) / 2**shift at the probes for w = u * 2**shift."""
-    if shift == 0:
-        return ctx.model(ctx.x_probes, u)[0]
-    f_zero, jac = ctx.model(ctx.x_probes, np.zeros_like(u))
-    return jac @ u + f_zero / 2.0**shift
-
-
-def _basis_at(ctx: _Context, basis: Basis) -> np.ndarray:
-    """Basis functions at the probes, evaluated independently (probes x basis)."""
-    inputs = ctx.problem.data.input_symbols
-    cols = []
-    for fun in basis.functions:
-        compiled = compile_model(sp.sympify(fun, strict=True), inputs, ())
-        cols.append(compiled(ctx.x_probes, np.zeros(0))[0])
-    return np.column_stack(cols)
-
-
-def _linear_checks(ctx: _Context, reparam: Reparameterisation | None, basis: Basis) -> list[Check]:
-    d = ctx.derivation
-    checks = []
-    w0 = _floats(d.initial)
-    f0, jac = ctx.model(ctx.x_data, w0)
-    r0 = f0 - ctx.y_data
-    cprime = exact_float(loss_factor(ctx.problem))
-    hessian = cprime * jac.T @ jac
-    if d.stability is not None:
-        lam = float(np.max(np.linalg.eigvalsh(hessian))) if hessian.size else 0.0
-        exact_lam = exact_float(d.stability.lambda_max)
-        checks.append(Check("the largest Hessian eigenvalue", relative_error([exact_lam], [lam])))
-        if lam > 0:
-            checks.append(Check("the largest stable learning rate",
-                                relative_error([exact_float(d.stability.max_lr)], [2.0 / lam])))
-    if d.limit is not None:
-        numeric = w0 - np.linalg.pinv(jac) @ r0
-        checks.append(Check("the limit of gradient descent", relative_error(_floats(d.limit), numeric,
-                                                                             float(np.max(np.abs(w0))))))
-    if d.newton is not None:
-        numeric = w0 - np.linalg.solve(jac.T @ jac, jac.T @ r0)
-        checks.append(Check("the Newton step", relative_error(_floats(d.newton), numeric, float(np.max(np.abs(w0))))))
-    if reparam is not None:
-        phi = _basis_at(ctx, basis)
-        f_zero, jac_probe = ctx.model(ctx.x_probes, np.zeros(len(w0)))
-        a = np.array([[exact_float(v) for v in row] for row in reparam.A.tolist()], dtype=float)
-        b = np.array([exact_float(v) for v in reparam.b], dtype=float)
-        p = np.array([[exact_float(v) for v in row] for row in reparam.P.tolist()], dtype=float)
-        checks.append(Check("the reparameterisation A", relative_error(phi @ a, jac_probe)))
-        checks.append(Check("the offset b", relative_error(phi @ b, f_zero, float(np.max(np.abs(jac_probe))))))
-        checks.append(Check("the preconditioner P = A A^T", relative_error(p, a @ a.T)))
-    return checks
+def _real_probes(compiled: CompiledModel, data, w0, with_lr) -> tuple[tuple[sp.Expr, ...], ...]:
+    """The data points, plus shifted points where the model is real at the start (log(x) at x < 0 is not)."""
+    candidates = _probes(data.inputs)
+    values = compiled(with_lr(candidates)[0], np.array([exact_float(w) for w in w0]))[0]
+    if not np.all(np.isfinite(values[: data.size])):
+        raise VerificationError("verification", "the model is not a finite real number at every data point")
+    return tuple(c for i, c in enumerate(candidates) if i < data.size or np.isfinite(values[i]))

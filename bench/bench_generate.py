@@ -1,0 +1,67 @@
+"""Benchmark of `symreparam generate` against a naive per-variant SymPy script (issue: the generator).
+
+Both sides are timed as whole commands, interleaved in one run, at two sizes, so that start-up
+(importing SymPy, deriving the family once) separates from the cost of each further variant:
+
+    per-variant cost = (time for N variants - time for 1 variant) / (N - 1)
+
+Target: symreparam at least 50x faster per variant than the naive script, which re-derives every
+variant with SymPy (diff, subs, expand, eigenvalues, latex) and renders one template
+(bench/naive_generate.py). The whole-command figure, start-up included, is printed too.
+
+    python bench/bench_generate.py [--rounds 3] [--variants 1000] [--naive 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from timing import PYTHON, ROOT, precompile, time_commands
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", type=int, default=1000)
+    parser.add_argument("--naive", type=int, default=100, help="variants for the (slow) naive script")
+    args = parser.parse_args()
+    precompile()
+    naive = str(ROOT / "bench" / "naive_generate.py")
+    # Both sides write their files to tmpfs when there is one: on this kind of virtual machine the
+    # latency of creating a file on disk swings between 20 and 300 us from one minute to the next,
+    # which would measure the disk, not the programs.
+    scratch = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    print(f"writing output under {scratch or tempfile.gettempdir()}")
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        def ours(n: int) -> list[str]:
+            return [PYTHON, "-m", "symreparam", "generate", "reparam-one-step", "--variants", str(n), "--seed", "1",
+                    "--format", "tex,json", "--out", f"{tmp}/ours-{n}", "--force", "--quiet"]
+
+        commands = {
+            f"symreparam generate, {args.variants} variants": ours(args.variants),
+            "symreparam generate, 1 variant": ours(1),
+            f"naive script, {args.naive} variants": [PYTHON, naive, str(args.naive), f"{tmp}/naive-{args.naive}"],
+            "naive script, 1 variant": [PYTHON, naive, "1", f"{tmp}/naive-1"],
+        }
+        times = {k: statistics.median(v) for k, v in time_commands(commands, args.rounds).items()}
+    ours_n, ours_1 = times[f"symreparam generate, {args.variants} variants"], times["symreparam generate, 1 variant"]
+    naive_n, naive_1 = times[f"naive script, {args.naive} variants"], times["naive script, 1 variant"]
+    ours_each = (ours_n - ours_1) / (args.variants - 1)
+    naive_each = (naive_n - naive_1) / (args.naive - 1)
+    for name, value in times.items():
+        print(f"{name:40s} {value:8.3f} s (median of {args.rounds})")
+    print(f"per variant: symreparam {1000 * ours_each:.3f} ms, naive {1000 * naive_each:.2f} ms")
+    ratio = naive_each / ours_each
+    print(f"per-variant ratio: {ratio:.0f}x faster (target >= 50x: {'met' if ratio >= 50 else 'MISSED'})")
+    whole = (naive_each * args.variants + naive_1) / ours_n
+    print(f"whole command for {args.variants} variants, start-up included: {ours_n:.2f} s vs about "
+          f"{naive_each * args.variants + naive_1:.1f} s for the naive script ({whole:.0f}x)")
+    return 0 if ratio >= 50 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

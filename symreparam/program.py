@@ -1,0 +1,465 @@
+"""A family's answers derived once, with the drawn quantities as symbols, then evaluated per variant.
+
+``derive_program`` runs the exact engine a single time on the family's problem with every numeric draw
+left as a symbol, flattens the result into named answers (``f2.w3.1`` is w3 after step 1; the README
+lists every key) and compiles each into a :class:`~symreparam.exactvec.RationalFunction`.
+``evaluate_program`` then substitutes a whole batch of variants at once, and ``verify_batch``
+re-computes every answer of every variant in float64 with :mod:`symreparam.verify`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
+
+import numpy as np
+import sympy as sp
+
+from symreparam import exactvec
+from symreparam.derive import loss_factor
+from symreparam.exactvec import RationalFunction, Values
+from symreparam.family import Family, FamilyError
+from symreparam.numeric import compile_model
+from symreparam.parse import symbol
+from symreparam.problem import Origin, Problem, build_problem
+from symreparam.reparam import Basis, coefficients
+from symreparam.solution import Analysis, analyse
+from symreparam.verify import Case, Exact, check
+
+
+def basis_ids(basis: Basis) -> tuple[str, ...]:
+    """Key-safe names of the basis functions: slope, bias, or the function's text (x**2 -> x_2)."""
+    out = []
+    for label, fun in zip(basis.labels, basis.functions):
+        if label in ("slope", "bias"):
+            out.append(label)
+        else:
+            out.append(re.sub(r"[^A-Za-z0-9]+", "_", sp.sstr(fun)).strip("_"))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What templates and checks need to know about one model of a family, independent of the draw."""
+
+    name: str
+    params: tuple[str, ...]
+    linear: bool
+    expression: sp.Expr
+
+
+@dataclass(frozen=True)
+class Program:
+    """One family's derivation for one choice of the categorical draws (loss, steps)."""
+
+    family: Family
+    choice: tuple[tuple[str, str], ...]
+    problem: Problem
+    analysis: Analysis
+    constants: tuple[sp.Symbol, ...]
+    answers: Mapping[str, sp.Expr]
+    compiled: Mapping[str, RationalFunction]
+    data: tuple[tuple[RationalFunction, ...], ...]  # per point: each input, then y
+    queries: tuple[tuple[RationalFunction, ...], ...]
+    lr: RationalFunction
+    models: tuple[ModelShape, ...]
+    basis_ids: tuple[str, ...]
+    basis_tex: tuple[str, ...]  # LaTeX monomials ('' for the constant)
+    basis_pgf: tuple[str, ...]  # pgfplots expressions ('' for the constant)
+    input_tex: tuple[str, ...]  # the input names in LaTeX
+
+    @property
+    def steps(self) -> int:
+        """T, the number of gradient steps."""
+        return self.problem.steps
+
+
+LOSS_SCALE = "loss_scale"  # the symbol standing for c in L = c * sum (f - y)^2 when the loss is drawn
+
+
+def loss_scale(loss: str, n: int) -> tuple[int, int]:
+    """c of a loss name for n points, as (numerator, denominator)."""
+    from symreparam.problem import Loss
+
+    value = Loss.parse(loss, "loss").scale(n)
+    return int(value.p), int(value.q)
+
+
+def symbolic_problem(family: Family, choice: Mapping[str, str]) -> Problem:
+    """The family's problem with numeric draws as symbols and ``steps`` fixed by ``choice``.
+
+    A drawn loss is not a separate derivation: its scale c enters as one more symbol.
+    """
+    raw = dict(family.problem)
+    fields = {
+        "models": raw["models"],
+        "init": raw["init"],
+        "data": raw["data"],
+        "lr": str(raw.get("lr", "0.1")),
+        "steps": str(raw.get("steps", "1")),
+        "loss": str(raw.get("loss", "mse")),
+        "queries": raw.get("queries", []),
+    }
+    drawn_loss = fields["loss"] in {d.name for d in family.draws}
+    if drawn_loss:
+        fields["loss"] = "mse"  # replaced by the symbolic scale below
+    if fields["steps"] in choice:
+        fields["steps"] = choice[fields["steps"]]
+    if isinstance(fields["models"], str):
+        fields["models"] = [fields["models"]]
+    if not isinstance(fields["models"], list) or not isinstance(fields["init"], Mapping) or \
+            not isinstance(fields["data"], list) or not isinstance(fields["queries"], list):
+        raise FamilyError(f"{family.path.name}: problem",
+                          "expected models = [...], init = {...}, data = [{...}, ...] and queries = [{...}]")
+    try:
+        problem = build_problem(
+            models=fields["models"],
+            init={str(k): str(v) for k, v in fields["init"].items()},
+            data=[{str(k): str(v) for k, v in d.items()} for d in fields["data"]],
+            lr=fields["lr"],
+            steps=fields["steps"],
+            loss=fields["loss"],
+            origin=Origin(f"{family.path.name}: problem"),
+            constants=family.constants,
+            queries=[{str(k): str(v) for k, v in q.items()} for q in fields["queries"]],
+        )
+    except FamilyError:
+        raise
+    except Exception as exc:  # a ParseError/ProblemError already names the key; keep its text
+        if hasattr(exc, "field"):
+            raise FamilyError(exc.field, exc.message) from None
+        raise
+    if drawn_loss:
+        scale = symbol(LOSS_SCALE)
+        problem = replace(problem, loss_scale=scale, constants=problem.constants + (scale,))
+    return problem
+
+
+def answer_expressions(analysis: Analysis) -> dict[str, sp.Expr]:
+    """Every answer of the analysis under its key (see the README for the list)."""
+    problem = analysis.problem
+    data = problem.data
+    inputs = data.input_symbols
+    ids = basis_ids(analysis.basis)
+    out: dict[str, sp.Expr] = {}
+    phi = [[f.xreplace(data.substitution(i)) for f in analysis.basis.functions] for i in range(data.size)]
+    for d, reparam, (start, end) in zip(analysis.derivations, analysis.reparams, analysis.coefficients):
+        m = d.model.name
+        names = [w.name for w in d.model.params]
+        for t, step in enumerate(d.trajectory):
+            for w, value in zip(names, step):
+                out[f"{m}.{w}.{t}"] = value
+            if d.is_linear:
+                moved = [sp.Add(*(d.jacobian[i, j] * (step[j] - d.initial[j]) for j in range(len(names))))
+                         for i in range(data.size)]
+                for i, r in enumerate(d.residuals, 1):
+                    out[f"{m}.r.{t}.{i}"] = r + moved[i - 1]
+        for i in range(data.size):
+            for j, w in enumerate(names):
+                out[f"{m}.J.{i + 1}.{w}"] = d.jacobian[i, j]
+        for w, g in zip(names, d.gradient):
+            out[f"{m}.grad.{w}"] = g
+        for k, a, b in zip(ids, start, end):
+            out[f"{m}.start.{k}"] = a
+            out[f"{m}.end.{k}"] = b
+            out[f"{m}.change.{k}"] = sp.expand(b - a)
+        for i in range(data.size):
+            for j in range(data.size):
+                out[f"{m}.gram.{i + 1}.{j + 1}"] = d.gram[i, j]
+        for q, point in enumerate(problem.queries, 1):
+            at = dict(zip(inputs, point))
+            out[f"{m}.fq.{q}.start"] = d.function_initial.xreplace(at)
+            out[f"{m}.fq.{q}.end"] = d.function_final.xreplace(at)
+            out[f"{m}.fq.{q}.change"] = sp.expand(out[f"{m}.fq.{q}.end"] - out[f"{m}.fq.{q}.start"])
+            for i, kernel in enumerate(d.kernel, 1):
+                out[f"{m}.kq.{q}.{i}"] = kernel.xreplace(at)
+        if d.is_linear:
+            for w, feature in zip(names, d.form.features):
+                for k, c in zip(ids, coefficients(feature, analysis.basis, inputs)):
+                    out[f"{m}.feature.{w}.{k}"] = c
+            for k, c in zip(ids, coefficients(d.form.offset, analysis.basis, inputs)):
+                out[f"{m}.offset.{k}"] = c
+            for i, kernel in enumerate(d.kernel, 1):
+                for k, c in zip(ids, coefficients(kernel, analysis.basis, inputs)):
+                    out[f"{m}.kernel.{i}.{k}"] = c
+            for k, c in zip(ids, coefficients(d.function_step, analysis.basis, inputs)):
+                out[f"{m}.step.{k}"] = c
+            cprime = loss_factor(problem)
+            for kk, k in enumerate(ids):
+                out[f"{m}.gtheta.{k}"] = sp.expand(cprime * sp.Add(*(phi[i][kk] * d.residuals[i]
+                                                                    for i in range(data.size))))
+        if reparam is not None:
+            for a_row, k in enumerate(ids):
+                out[f"{m}.b.{k}"] = reparam.b[a_row]
+                for j, w in enumerate(names):
+                    out[f"{m}.A.{k}.{w}"] = reparam.A[a_row, j]
+                for l_col, l in enumerate(ids):
+                    out[f"{m}.P.{k}.{l}"] = reparam.P[a_row, l_col]
+        if d.stability is not None:
+            out[f"{m}.lambda_max"] = d.stability.lambda_max
+            out[f"{m}.max_lr"] = d.stability.max_lr
+            # what one step multiplies the error along the steepest direction by: |.| < 1 converges
+            out[f"{m}.contraction"] = sp.expand(1 - problem.lr * d.stability.lambda_max)
+        if d.limit is not None:
+            for w, v in zip(names, d.limit):
+                out[f"{m}.limit.{w}"] = v
+            for k, c in zip(ids, coefficients(d.function_limit, analysis.basis, inputs)):
+                out[f"{m}.limit_coef.{k}"] = c
+        if d.newton is not None:
+            for w, v in zip(names, d.newton):
+                out[f"{m}.newton.{w}"] = v
+            for k, c in zip(ids, coefficients(d.function_newton, analysis.basis, inputs)):
+                out[f"{m}.newton_coef.{k}"] = c
+    for d, row in zip(analysis.derivations[1:], analysis.comparison.ratios[1:]):
+        for k, r in zip(ids, row):
+            if r is not None:
+                out[f"ratio.{d.model.name}.{k}"] = r
+    return out
+
+
+def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
+    """Derive the family once for one choice of its categorical draws and compile every answer."""
+    problem = symbolic_problem(family, choice)
+    analysis = analyse(problem)
+    answers = answer_expressions(analysis)
+    constants = problem.constants
+    compiled = {}
+    for key, expr in answers.items():
+        try:
+            compiled[key] = exactvec.compile_rational(expr, constants)
+        except exactvec.NotRational as exc:
+            raise FamilyError(f"{family.path.name}: problem",
+                              f"the answer {key} is not a rational function of the drawn quantities ({exc}); "
+                              "a family must keep every answer rational") from None
+
+    def rf(expr):
+        try:
+            return exactvec.compile_rational(expr, constants)
+        except exactvec.NotRational as exc:
+            raise FamilyError(f"{family.path.name}: problem", f"a value is not rational in the draws ({exc})") from None
+
+    data = tuple(tuple(rf(v) for v in (*row, y)) for row, y in zip(problem.data.inputs, problem.data.targets))
+    queries = tuple(tuple(rf(v) for v in q) for q in problem.queries)
+    shapes = tuple(ModelShape(d.model.name, tuple(w.name for w in d.model.params), d.is_linear, d.model.expression)
+                   for d in analysis.derivations)
+    if not all(s.linear for s in shapes):
+        raise FamilyError(f"{family.path.name}: problem.models", "family models must be linear in their parameters")
+    return Program(
+        family=family,
+        choice=tuple(sorted(choice.items())),
+        problem=problem,
+        analysis=analysis,
+        constants=constants,
+        answers=answers,
+        compiled=compiled,
+        data=data,
+        queries=queries,
+        lr=rf(problem.lr),
+        models=shapes,
+        basis_ids=basis_ids(analysis.basis),
+        basis_tex=tuple("" if f == 1 else sp.latex(f, order="lex") for f in analysis.basis.functions),
+        basis_pgf=tuple("" if f == 1 else sp.sstr(f).replace("**", "^") for f in analysis.basis.functions),
+        input_tex=tuple(sp.latex(s) for s in problem.data.input_symbols),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Exact answers of V variants of one program: key -> :class:`Values` (arrays over the variants)."""
+
+    program: Program
+    drawn: tuple[Mapping[str, str], ...]
+    points: exactvec.Points
+    values: Mapping[str, Values]
+    data: tuple[tuple[Values, ...], ...]
+    queries: tuple[tuple[Values, ...], ...]
+    lr: Values
+
+    @property
+    def size(self) -> int:
+        """V, the number of variants."""
+        return self.points.size
+
+    def fraction(self, key: str, v: int) -> tuple[int, int]:
+        """Answer ``key`` of variant ``v`` as (numerator, denominator)."""
+        nums, dens = self.columns[key]
+        return nums[v], dens[v]
+
+    @cached_property
+    def texts(self) -> tuple[tuple[str, ...], list[list[str]]]:
+        """Answer keys in sorted order and, per variant, their values as exact text (``12/5``)."""
+        from symreparam.printing import text_rational
+
+        keys = tuple(sorted(self.values))
+        columns = self.columns
+        per_key = []
+        for key in keys:
+            nums, dens = columns[key]
+            # integers (the common case) need no fraction formatting at all
+            per_key.append(list(map(str, nums)) if all(d == 1 for d in dens) else list(map(text_rational, nums, dens)))
+        return keys, [list(row) for row in zip(*per_key)] if per_key else [[] for _ in range(self.size)]
+
+    @cached_property
+    def columns(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Every answer and drawn number as Python-int lists, for fast per-variant lookups."""
+        out = {key: (v.num.tolist(), v.den.tolist()) for key, v in self.values.items()}
+        for name in self.points.nums:
+            out.setdefault(name, (self.points.nums[name].tolist(), self.points.dens[name].tolist()))
+        out["lr"] = (self.lr.num.tolist(), self.lr.den.tolist())
+        for i, row in enumerate(self.data, 1):
+            for j, value in enumerate(row):
+                out[f"data.{i}.{j}"] = (value.num.tolist(), value.den.tolist())
+        for i, row in enumerate(self.queries, 1):
+            for j, value in enumerate(row):
+                out[f"query.{i}.{j}"] = (value.num.tolist(), value.den.tolist())
+        return out
+
+
+@lru_cache(maxsize=4096)
+def drawn_rational(text: str, name: str) -> tuple[int, int]:
+    """A drawn value's exact text as (numerator, denominator); the few distinct texts are parsed once."""
+    from symreparam.parse import parse_number
+
+    value = parse_number(text, f"draw {name}")
+    return int(value.p), int(value.q)
+
+
+def evaluate_program(program: Program, drawn: Sequence[Mapping[str, str]]) -> Batch:
+    """Substitute every variant's drawn values into every compiled answer at once."""
+    names = [s.name for s in program.constants]
+    n_points = program.problem.data.size
+    pairs = {}
+    for name in names:
+        col = []
+        for values in drawn:
+            if name == LOSS_SCALE:
+                col.append(loss_scale(values["loss"], n_points))
+                continue
+            col.append(drawn_rational(values[name], name))
+        pairs[name] = col
+    pts = exactvec.points(pairs) if names else exactvec.Points({}, {}, len(drawn))
+    values = {key: exactvec.evaluate(rf, pts) for key, rf in program.compiled.items()}
+    data = tuple(tuple(exactvec.evaluate(rf, pts) for rf in row) for row in program.data)
+    queries = tuple(tuple(exactvec.evaluate(rf, pts) for rf in row) for row in program.queries)
+    return Batch(program, tuple(drawn), pts, values, data, queries, exactvec.evaluate(program.lr, pts))
+
+
+def undefined(batch: Batch) -> np.ndarray:
+    """Variants where some answer divides by zero (e.g. a ratio of a change that is zero)."""
+    bad = np.zeros(batch.size, dtype=bool)
+    for values in [*batch.values.values(), *(v for row in batch.data for v in row), batch.lr]:
+        bad |= values.den == 0
+    return bad
+
+
+def verify_batch(batch: Batch) -> np.ndarray:
+    """Largest float64 discrepancy of every variant over every answer of every model, shape (V,)."""
+    program = batch.program
+    problem = program.problem
+    vsize = batch.size
+    data = problem.data
+    n = data.size
+    consts = np.column_stack([batch.points.nums[s.name] / batch.points.dens[s.name] for s in program.constants]) \
+        if program.constants else np.zeros((vsize, 0))
+    x_in = np.stack([np.column_stack([v.floats() for v in row[:-1]]) if row[:-1] else np.zeros((vsize, 0))
+                     for row in batch.data], axis=1)  # (V, n, d)
+    y = np.column_stack([row[-1].floats() for row in batch.data])
+    q_in = [np.column_stack([v.floats() for v in q]) for q in batch.queries]
+    probes_in = np.concatenate([x_in, x_in + 0.5] + [q[:, None, :] for q in q_in], axis=1)  # (V, m, d)
+    m_probes = probes_in.shape[1]
+
+    def with_consts(points):
+        return np.concatenate([points, np.repeat(consts[:, None, :], points.shape[1], axis=1)], axis=2)
+
+    inputs = data.input_symbols
+    basis_fns = program.analysis.basis.functions
+    basis_vals = np.stack([compile_model(sp.sympify(f, strict=True), inputs, ())(
+        probes_in.reshape(-1, probes_in.shape[-1]), np.zeros(0))[0].reshape(vsize, m_probes)
+        for f in basis_fns], axis=-1)
+    ids = program.basis_ids
+    lr = batch.lr.floats()
+    if problem.loss_scale is not None:
+        cprime = 2 * batch.points.nums[LOSS_SCALE] / batch.points.dens[LOSS_SCALE]
+    else:
+        cprime = np.full(vsize, float(loss_factor(problem)))
+    f = {key: values.floats() for key, values in batch.values.items()}
+    worst = np.zeros(vsize)
+    n_q = len(program.queries)
+    for shape, d in zip(program.models, program.analysis.derivations):
+        mname = shape.name
+        names = shape.params
+        p = len(names)
+        T = problem.steps
+
+        def get(fmt, *rows):
+            return np.stack([f[fmt.format(*r)] for r in rows], axis=-1)
+
+        coef = lambda which: np.stack([f[f"{mname}.{which}.{k}"] for k in ids], axis=-1)  # noqa: E731
+        start, end = coef("start"), coef("end")
+        f_start = np.einsum("vmk,vk->vm", basis_vals, start)
+        f_end = np.einsum("vmk,vk->vm", basis_vals, end)
+        f_step = np.einsum("vmk,vk->vm", basis_vals, coef("step"))
+        kernel = np.stack([np.einsum("vmk,vk->vm", basis_vals, coef(f"kernel.{i}")) for i in range(1, n + 1)], axis=-1)
+        # query probes are answers in their own right: compare those values, not the expansion
+        for q in range(1, n_q + 1):
+            col = 2 * n + q - 1
+            f_start[:, col] = f[f"{mname}.fq.{q}.start"]
+            f_end[:, col] = f[f"{mname}.fq.{q}.end"]
+            for i in range(1, n + 1):
+                kernel[:, col, i - 1] = f[f"{mname}.kq.{q}.{i}"]
+        has = lambda key: key in f  # noqa: E731
+        exact = Exact(
+            trajectory=np.stack([get(f"{mname}.{{0}}.{t}", *[(w,) for w in names]) for t in range(T + 1)], axis=1),
+            shift=np.zeros((vsize, T + 1), dtype=int),
+            residuals=get(f"{mname}.r.0.{{0}}", *[(i,) for i in range(1, n + 1)]),
+            jacobian=np.stack([get(f"{mname}.J.{i}.{{0}}", *[(w,) for w in names]) for i in range(1, n + 1)], axis=1),
+            gradient=get(f"{mname}.grad.{{0}}", *[(w,) for w in names]),
+            gram=np.stack([get(f"{mname}.gram.{i}.{{0}}", *[(j,) for j in range(1, n + 1)])
+                           for i in range(1, n + 1)], axis=1),
+            kernel=kernel,
+            f_initial=f_start,
+            f_final=f_end,
+            f_step=f_step,
+            basis=basis_vals,
+            coef_initial=start,
+            coef_final=end,
+            lambda_max=f[f"{mname}.lambda_max"] if has(f"{mname}.lambda_max") else None,
+            max_lr=f[f"{mname}.max_lr"] if has(f"{mname}.max_lr") else None,
+            limit=get(f"{mname}.limit.{{0}}", *[(w,) for w in names]) if has(f"{mname}.limit.{names[0]}") else None,
+            newton=get(f"{mname}.newton.{{0}}", *[(w,) for w in names]) if has(f"{mname}.newton.{names[0]}") else None,
+            A=np.stack([get(f"{mname}.A.{k}.{{0}}", *[(w,) for w in names]) for k in ids], axis=1),
+            b=coef("b"),
+            P=np.stack([get(f"{mname}.P.{k}.{{0}}", *[(l,) for l in ids]) for k in ids], axis=1),
+        )
+        case = Case(
+            model=compile_model(shape.expression, tuple(inputs) + tuple(program.constants), d.model.params),
+            x=with_consts(x_in),
+            y=y,
+            w0=exact.trajectory[:, 0],
+            lr=lr,
+            cprime=cprime,
+            probes=with_consts(probes_in),
+            linear=True,
+        )
+        errors = check(case, exact)
+        # grad_theta L = c' Phi^T r0 with Phi the basis at the data: recomputed from the model's residuals
+        r0 = case.model(case.x.reshape(-1, case.x.shape[-1]), np.repeat(case.w0, n, axis=0))[0].reshape(vsize, n) - y
+        gtheta = cprime[:, None] * np.einsum("vnk,vn->vk", basis_vals[:, :n], r0)
+        from symreparam.verify import relative_error
+        errors["the gradient in theta"] = relative_error(coef("gtheta"), gtheta)
+        for name, err in errors.items():
+            worst = np.maximum(worst, err)
+        del p
+    changes = {shape.name: np.stack([f[f"{shape.name}.change.{k}"] for k in ids], axis=-1) for shape in program.models}
+    first = program.models[0].name
+    for shape in program.models[1:]:
+        for kk, k in enumerate(ids):
+            key = f"ratio.{shape.name}.{k}"
+            if key in f:
+                with np.errstate(all="ignore"):
+                    numeric = changes[shape.name][:, kk] / changes[first][:, kk]
+                from symreparam.verify import relative_error
+                worst = np.maximum(worst, relative_error(f[key][:, None], numeric[:, None]))
+    return worst

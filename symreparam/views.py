@@ -1,0 +1,416 @@
+"""What a homework template sees of one variant: exact answers written as LaTeX, computed on demand.
+
+Templates call small helpers (``N('f2.w3.1')`` is w3 after step 1 in LaTeX) and read per-model views
+(``m.updates``). Everything is formatted from exact (numerator, denominator) pairs by the fast
+writers of :mod:`symreparam.printing`, and only what a template uses is ever formatted.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+from math import gcd
+
+import sympy as sp
+
+from symreparam.printing import tex, tex_combination, tex_operand, tex_rational, text_rational
+from symreparam.program import Batch, ModelShape
+
+_LOSS_WORDS = {"mse": "mean squared error", "half-mse": "half mean squared error", "sse": "sum of squared errors"}
+_LOSS_TEX = {"mse": r"\frac{1}{n}\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2",
+             "half-mse": r"\frac{1}{2n}\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2",
+             "sse": r"\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2"}
+
+
+@lru_cache(maxsize=256)
+def _name_tex(name: str) -> str:
+    return tex(sp.Symbol(name))
+
+
+def _decimal(n: int, d: int) -> str:
+    """A plain decimal for pgfplots coordinates (figures only; every printed number stays exact)."""
+    return f"{n / d:.6g}"
+
+
+class Table:
+    """A read-only mapping computed on demand.
+
+    Templates index it (``n['f2.w3.1']``) rather than call a helper (``N('f2.w3.1')``): Jinja wraps
+    every call in bookkeeping that costs more than formatting the number.
+    """
+
+    __slots__ = ("_get",)
+
+    def __init__(self, get):
+        self._get = get
+
+    def __getitem__(self, key: str) -> str:
+        return self._get(key)
+
+
+class VariantView:
+    """One variant of a batch, as template helpers."""
+
+    def __init__(self, batch: Batch, position: int, meta: dict):
+        self.batch = batch
+        self.v = position
+        self.program = batch.program
+        self.meta = meta
+        self.columns = batch.columns
+        self.n = Table(self.N)
+        self.p = Table(self.P)
+        self.f = Table(lambda key: self.F(*key.split(".", 1)))
+        self.sign = Table(self._sign)
+        self.behaviour = Table(self._behaviour)
+
+    # -- numbers ----------------------------------------------------------------------------------------
+    def fraction(self, key: str) -> tuple[int, int]:
+        """(numerator, denominator) of an answer key or a drawn name."""
+        try:
+            nums, dens = self.columns[key]
+        except KeyError:
+            raise KeyError(f"no answer or drawn value called {key!r}") from None
+        return nums[self.v], dens[self.v]
+
+    def N(self, key: str) -> str:
+        """LaTeX of an exact value."""
+        nums, dens = self.columns[key]
+        return tex_rational(nums[self.v], dens[self.v])
+
+    def P(self, key: str) -> str:
+        """LaTeX of an exact value as a factor (negative values in parentheses)."""
+        nums, dens = self.columns[key]
+        return tex_operand(nums[self.v], dens[self.v])
+
+    def T(self, key: str) -> str:
+        """Plain text of an exact value (``12/5``)."""
+        return text_rational(*self.fraction(key))
+
+    def D(self, key: str) -> str:
+        """A decimal approximation, for figure coordinates only."""
+        return _decimal(*self.fraction(key))
+
+    def _behaviour(self, model: str) -> str:
+        """What gradient descent does at this learning rate for ``model`` (exact comparison)."""
+        ln, ld = self.fraction("lr")
+        mn, md = self.fraction(f"{model}.max_lr")
+        lhs, rhs = ln * md, mn * ld  # lr vs max_lr, cross-multiplied (denominators are positive)
+        if lhs > rhs:
+            return "diverges"
+        if lhs == rhs:
+            return "oscillates without converging"
+        return "converges, oscillating" if 2 * lhs > rhs else "converges"
+
+    def _sign(self, key: str) -> int:
+        """-1, 0 or 1."""
+        n, _ = self.fraction(key)
+        return (n > 0) - (n < 0)
+
+    def F(self, model: str, which: str) -> str:
+        """A model's function as LaTeX from its basis coefficients (which: start, end, step, limit_coef, ...)."""
+        prog = self.program
+        return tex_combination([(*self.fraction(f"{model}.{which}.{k}"), mono)
+                                for k, mono in zip(prog.basis_ids, prog.basis_tex)])
+
+    def K(self, model: str, i: int) -> str:
+        """The tangent kernel K(x, x_i) as a function of x."""
+        return self.F(model, f"kernel.{i}")
+
+    def plot(self, model: str, which: str) -> str:
+        """A pgfplots expression of a function (exact fractions; pgfplots evaluates them)."""
+        terms = []
+        for k, body in zip(self.program.basis_ids, self.program.basis_pgf):
+            n, d = self.fraction(f"{model}.{which}.{k}")
+            if n:
+                terms.append(f"({n}/{d})" + (f"*({body})" if body else ""))
+        return " + ".join(terms) or "0"
+
+    # -- the problem ------------------------------------------------------------------------------------
+    @cached_property
+    def loss(self) -> str:
+        """mse, half-mse or sse."""
+        return self.batch.drawn[self.v].get("loss", self.program.problem.loss.value)
+
+    @property
+    def loss_words(self) -> str:
+        """The loss in words."""
+        return _LOSS_WORDS[self.loss]
+
+    @property
+    def loss_tex(self) -> str:
+        """The loss formula."""
+        return _LOSS_TEX[self.loss]
+
+    @cached_property
+    def cprime(self) -> str:
+        """c' in dL/dw = c' sum_i r_i df/dw(x_i), as LaTeX."""
+        from symreparam.problem import Loss
+
+        value = 2 * Loss.parse(self.loss, "loss").scale(len(self.batch.data))
+        return tex_rational(int(value.p), int(value.q))
+
+    @property
+    def lr(self) -> str:
+        """The learning rate."""
+        return tex_rational(*self.fraction("lr"))
+
+    @property
+    def steps(self) -> int:
+        """T."""
+        return self.program.steps
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Input names in LaTeX."""
+        return self.program.input_tex
+
+    @cached_property
+    def points(self) -> list[list[str]]:
+        """Data rows (inputs then y) in LaTeX."""
+        return [[tex_rational(*self.fraction(f"data.{i}.{j}")) for j in range(len(row))]
+                for i, row in enumerate(self.batch.data, 1)]
+
+    @cached_property
+    def queries(self) -> list[list[str]]:
+        """Query points in LaTeX."""
+        return [[tex_rational(*self.fraction(f"query.{i}.{j}")) for j in range(len(row))]
+                for i, row in enumerate(self.batch.queries, 1)]
+
+    def D_point(self, i: int) -> str:
+        """Data point i (0-based) as decimal ``x,y`` coordinates for a figure."""
+        last = len(self.batch.data[i]) - 1
+        return f"{_decimal(*self.fraction(f'data.{i + 1}.0'))},{_decimal(*self.fraction(f'data.{i + 1}.{last}'))}"
+
+    @cached_property
+    def data_coordinates(self) -> str:
+        """All data points as pgfplots coordinates ``(x,y) (x,y)``."""
+        return " ".join(f"({self.D_point(i)})" for i in range(len(self.batch.data)))
+
+    @cached_property
+    def data_rows(self) -> str:
+        """The body of a data table: one row per point, cells in inline maths."""
+        return " \\\\\n".join(" & ".join(f"\\({value}\\)" for value in row) for row in self.points) + " \\\\"
+
+    @cached_property
+    def answers(self) -> list[tuple[str, str]]:
+        """(prompt with a capital letter, exact answer in LaTeX) per question."""
+        return [(q.ask[:1].upper() + q.ask[1:], self.N(q.answer)) for q in self.meta.questions]
+
+    @property
+    def single_input(self) -> bool:
+        """Whether the model has one input (then the key draws the functions)."""
+        return len(self.program.input_tex) == 1
+
+    @cached_property
+    def model_lines(self) -> str:
+        """Each model with its starting values, as lines of a gather*."""
+        return " \\\\\n".join(f"{m.definition} \\quad\\text{{starting from }} {m.initial}" for m in self.models)
+
+    @property
+    def discrepancy(self) -> str:
+        """The largest float64 discrepancy of this variant, for the key's closing line."""
+        return f"{self.meta.max_rel_error:.1e}"
+
+    @cached_property
+    def domain(self) -> tuple[str, str]:
+        """A plotting range around the data and query points (single-input families)."""
+        xs = [self.fraction(f"data.{i}.0") for i in range(1, len(self.batch.data) + 1)]
+        xs += [self.fraction(f"query.{i}.0") for i in range(1, len(self.batch.queries) + 1)]
+        values = [n / d for n, d in xs] or [0.0]
+        return f"{min(values) - 1:.6g}", f"{max(values) + 1:.6g}"
+
+    @cached_property
+    def models(self) -> list["ModelView"]:
+        """One view per model."""
+        return [ModelView(self, shape, i) for i, shape in enumerate(self.program.models)]
+
+    def model(self, name: str) -> "ModelView":
+        """The view of the model called ``name``."""
+        return next(m for m in self.models if m.name == name)
+
+
+class ModelView:
+    """The worked solution of one model in one variant, line by line in LaTeX."""
+
+    COLORS = ("blue", "red", "teal", "orange", "violet")
+
+    def __init__(self, variant: VariantView, shape: ModelShape, index: int = 0):
+        self.variant = variant
+        self.color = self.COLORS[index % len(self.COLORS)]
+        self.shape = shape
+        self.name = shape.name
+        self.tex = _name_tex(shape.name)
+        self.params = [_name_tex(w) for w in shape.params]
+        self._columns = variant.columns
+        self._v = variant.v
+        self._prefix = shape.name + "."
+        self.fn = Table(self.function)
+        self.rhs = Table(lambda which: variant.F(self.name, which))
+        self.plot = Table(lambda which: variant.plot(self.name, which))
+
+    def _f(self, key: str) -> tuple[int, int]:
+        nums, dens = self._columns[self._prefix + key]
+        return nums[self._v], dens[self._v]
+
+    @cached_property
+    def args(self) -> str:
+        """The input names, comma separated."""
+        return ", ".join(self.variant.inputs)
+
+    @cached_property
+    def definition(self) -> str:
+        """f(x) = <expression> with the drawn constants in place, grouped by input term: (3 u - v) x + 2 u."""
+        prog = self.variant.program
+        f = self._f
+        groups = []
+        for k, mono in zip(prog.basis_ids, prog.basis_tex):
+            terms = []
+            for w, wt in zip(self.shape.params, self.params):
+                n, d = f(f"feature.{w}.{k}")
+                if n:
+                    terms.append((n, d, wt))
+            n0, d0 = f(f"offset.{k}")
+            if n0:
+                terms.append((n0, d0, ""))
+            if not terms:
+                continue
+            if len(terms) == 1:
+                n, d, wt = terms[0]
+                groups.append((n, d, f"{wt} {mono}".strip()))
+            elif mono:
+                groups.append((1, 1, f"\\left({tex_combination(terms)}\\right) {mono}"))
+            else:
+                groups.extend(terms)
+        return f"{self.tex}({self.args}) = {tex_combination(groups)}"
+
+    def value(self, w: str, t: int) -> str:
+        """Parameter ``w`` after ``t`` steps."""
+        return tex_rational(*self._f(f"{w}.{t}"))
+
+    @cached_property
+    def initial(self) -> str:
+        """w1 = ..., w2 = ... at the start."""
+        return ", ".join(f"{wt} = {tex_rational(*self._f(f'{w}.0'))}" for w, wt in zip(self.shape.params, self.params))
+
+    def param_values(self, kind: str) -> str:
+        """``w1 = ..., w2 = ...`` for the parameters under ``{model}.{kind}.{w}`` (limit, newton)."""
+        return ", ".join(f"{wt} = {tex_rational(*self._f(f'{kind}.{w}'))}" for w, wt in zip(self.shape.params, self.params))
+
+    @cached_property
+    def final(self) -> str:
+        """The parameters after the last step."""
+        t = self.variant.steps
+        return ", ".join(f"{wt} = {self.value(w, t)}" for w, wt in zip(self.shape.params, self.params))
+
+    @cached_property
+    def residuals(self) -> list[str]:
+        """r_i = f(x_i) - y_i = ... at the start."""
+        out = []
+        variant = self.variant
+        for i, row in enumerate(variant.points, 1):
+            rn, rd = self._f(f"r.0.{i}")
+            yn, yd = variant.fraction(f"data.{i}.{len(row) - 1}")
+            fn, fd = rn * yd + yn * rd, rd * yd
+            g = gcd(fn, fd) or 1
+            y_tex = tex_operand(yn, yd)
+            out.append(f"r_{{{i}}} = {self.tex}({', '.join(row[:-1])}) - {y_tex} = {tex_rational(fn // g, fd // g)} - "
+                       f"{y_tex} = {tex_rational(rn, rd)}")
+        return out
+
+    @cached_property
+    def partials(self) -> list[str]:
+        """df/dw_j as functions of the inputs (the chain-rule factors)."""
+        prog = self.variant.program
+        f = self._f
+        out = []
+        for w, wt in zip(self.shape.params, self.params):
+            body = tex_combination([(*f(f"feature.{w}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
+            out.append(f"\\frac{{\\partial {self.tex}}}{{\\partial {wt}}} = {body}")
+        return out
+
+    @cached_property
+    def gradient(self) -> list[str]:
+        """dL/dw_j = c' sum_i r_i df/dw_j(x_i) = ... with the numbers written out (up to 4 points)."""
+        n = len(self.variant.points)
+        f = self._f
+        cprime = self.variant.cprime
+        residuals = [tex_operand(*f(f"r.0.{i}")) for i in range(1, n + 1)] if n <= 4 else []
+        out = []
+        for w, wt in zip(self.shape.params, self.params):
+            head = f"\\frac{{\\partial L}}{{\\partial {wt}}} = "
+            value = tex_rational(*f(f"grad.{w}"))
+            if residuals:
+                terms = [f"{r} \\cdot {tex_operand(*f(f'J.{i}.{w}'))}" for i, r in enumerate(residuals, 1)]
+                inner = terms[0] if n == 1 else "\\left(" + " + ".join(terms) + "\\right)"
+                out.append(f"{head}{cprime} \\cdot {inner} = {value}")
+            else:
+                out.append(head + value)
+        return out
+
+    @cached_property
+    def updates(self) -> list[str]:
+        """w_j <- w_j - lr dL/dw_j = ... for the first step."""
+        lr = self.variant.lr
+        f = self._f
+        return [f"{wt} \\leftarrow {tex_rational(*f(f'{w}.0'))} - {lr} \\cdot {tex_operand(*f(f'grad.{w}'))} = "
+                f"{tex_rational(*f(f'{w}.1'))}" for w, wt in zip(self.shape.params, self.params)]
+
+    @cached_property
+    def work(self) -> str:
+        """The whole first step (residuals, chain rule, gradient, update) as lines of a gather*."""
+        return " \\\\\n".join(self.residuals + self.partials + self.gradient + self.updates)
+
+    def function(self, which: str) -> str:
+        """f(x) = ... from basis coefficients (start, end, step, limit_coef, newton_coef)."""
+        return f"{self.tex}({self.args}) = {self.variant.F(self.name, which)}"
+
+    def matrix(self, key: str, rows, cols) -> str:
+        """A pmatrix of answers ``{name}.{key}.{row}.{col}``."""
+        body = r" \\ ".join(" & ".join(tex_rational(*self._f(f"{key}.{r}.{c}")) for c in cols) for r in rows)
+        return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
+
+    @cached_property
+    def A(self) -> str:
+        """The reparameterisation matrix."""
+        return self.matrix("A", self.variant.program.basis_ids, self.shape.params)
+
+    @cached_property
+    def P(self) -> str:
+        """P = A A^T."""
+        ids = self.variant.program.basis_ids
+        return self.matrix("P", ids, ids)
+
+    @cached_property
+    def gram(self) -> str:
+        """The Gram matrix of the tangent kernel at the data."""
+        idx = range(1, len(self.variant.points) + 1)
+        return self.matrix("gram", idx, idx)
+
+    @cached_property
+    def iterates(self) -> list[tuple[int, list[str]]]:
+        """(step, [parameter values in LaTeX]) for every step."""
+        return [(t, [tex_rational(*self._f(f"{w}.{t}")) for w in self.shape.params])
+                for t in range(self.variant.steps + 1)]
+
+    def coefficient_path(self, k: str) -> str:
+        """pgfplots coordinates of the basis coefficient ``k`` (slope, bias) over the steps, from the iterates."""
+        prog = self.variant.program
+        coords = []
+        for t in range(self.variant.steps + 1):
+            total = 0.0
+            for w in self.shape.params:
+                n, d = self._f(f"feature.{w}.{k}")
+                if n:
+                    wn, wd = self._f(f"{w}.{t}")
+                    total += (n / d) * (wn / wd)
+            on, od = self._f(f"offset.{k}")
+            coords.append(f"({t},{total + on / od:.6g})")
+        del prog
+        return " ".join(coords)
+
+    def trajectory(self, w: str) -> str:
+        """pgfplots coordinates of parameter ``w`` over the steps."""
+        return " ".join(f"({t},{_decimal(*self._f(f'{w}.{t}'))})" for t in range(self.variant.steps + 1))
+
+    def residual_path(self, i: int = 1) -> str:
+        """pgfplots coordinates of residual i over the steps."""
+        return " ".join(f"({t},{_decimal(*self._f(f'r.{t}.{i}'))})" for t in range(self.variant.steps + 1))
