@@ -182,9 +182,7 @@ def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates
         templates=templates,
     )
     out_dir = out_dir if out_dir is not None else Path(f"{fam.name}-seed{_slug_seed(seed)}")
-    if out_dir.exists() and any(out_dir.iterdir()) if out_dir.is_dir() else out_dir.exists():
-        if not force:
-            raise click.ClickException(f"--out: {out_dir} already exists; pass --force to replace it")
+    gen.check_target(out_dir, force)
     show = not quiet and sys.stderr.isatty()
     bar = _Progress() if show else None
     try:

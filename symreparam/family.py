@@ -23,7 +23,8 @@ _FAMILY_KEYS = ("name", "title", "summary", "draw", "problem", "constraints", "q
                 "figures")
 _PROBLEM_KEYS = ("models", "init", "data", "lr", "steps", "loss", "queries")
 _CONSTRAINT_KEYS = ("nonzero", "different", "less", "max_denominator", "max_digits", "nice")
-_TEMPLATE_KEYS = ("sheet", "key", "sheet_md", "key_md")
+_TEMPLATE_FILES = {"sheet": "sheet.tex", "key": "key.tex", "sheet_md": "sheet.md", "key_md": "key.md"}
+_TEMPLATE_KEYS = tuple(_TEMPLATE_FILES)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
@@ -92,8 +93,19 @@ class Family:
     constraints: Constraints
     questions: tuple[Question, ...]
     fixed: Mapping[str, Mapping[str, str]]
-    templates: Mapping[str, str]
+    templates: Mapping[str, str]  # only those the file names; see template_candidates
     figures: Mapping[str, str]
+
+    def template_candidates(self, key: str) -> tuple[str, ...]:
+        """Template names to try for ``key`` (sheet, key, sheet_md, key_md), first match wins.
+
+        A template the family file names must exist; otherwise the family's own folder is tried, then
+        the shared ``base/`` templates, so a new family works before it has templates of its own.
+        """
+        if key in self.templates:
+            return (self.templates[key],)
+        file = _TEMPLATE_FILES[key]
+        return (f"{self.name}/{file}", f"base/{file}")
 
     @property
     def constants(self) -> tuple[str, ...]:
@@ -183,8 +195,6 @@ def load(path: Path) -> Family:
                               f"must give exactly the drawn names; missing {missing}, unknown {extra}")
     templates = {str(k): str(v) for k, v in _table(doc, "templates", label).items()}
     _known(templates, _TEMPLATE_KEYS, f"{label}: templates")
-    defaults = {"sheet": f"{name}/sheet.tex", "key": f"{name}/key.tex", "sheet_md": f"{name}/sheet.md",
-                "key_md": f"{name}/key.md"}
     figures = {str(k): str(v) for k, v in _table(doc, "figures", label).items()}
     return Family(
         name=name,
@@ -197,7 +207,7 @@ def load(path: Path) -> Family:
         constraints=constraints,
         questions=questions,
         fixed=fixed,
-        templates={**defaults, **templates},
+        templates=templates,
         figures=figures,
     )
 

@@ -22,7 +22,6 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -248,32 +247,43 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
     return tuple(accepted[index] for index, _, _ in slots)
 
 
-@dataclass(frozen=True)
 class _Templates:
-    env: object
-    names: dict[str, str]
+    """One Jinja environment's templates for a run: the family's sheet and key, and the document wrapper."""
 
-    def render(self, name: str, **context) -> str:
-        return self._template(name).render(**context)
+    def __init__(self, family: Family, env) -> None:
+        from symreparam.render import load_template
 
-    def _template(self, name: str):
-        cache = self.__dict__.setdefault("_cache", {})
-        if name not in cache:
-            cache[name] = self.env.get_template(self.names[name])
-        return cache[name]
+        self.env = env
+        self.family = family
+        self._cache: dict[str, object] = {}
+        self._load = load_template
+        self._wrapper: tuple[str, str] | None = None
+
+    def render(self, key: str, **context) -> str:
+        from symreparam.render import render_template
+
+        if key not in self._cache:
+            names = ("document.tex",) if key == "document" else self.family.template_candidates(key)
+            field = "--templates" if key == "document" or key not in self.family.templates \
+                else f"{self.family.path.name}: templates.{key}"
+            self._cache[key] = self._load(self.env, names, field)
+        return render_template(self._cache[key], f"template for {key}", **context)
 
     def document(self, body: str) -> str:
         """``body`` inside the document template (rendered once, then reused around every body)."""
+        if self._wrapper is None:
+            marker = "\x00symreparam-body\x00"
+            head, sep, tail = self.render("document", body=marker).partition(marker)
+            if not sep:
+                raise SymreparamError("--templates", "document.tex must contain \\VAR{body} exactly once")
+            self._wrapper = head, tail
         head, tail = self._wrapper
         return head + body + tail
 
-    @cached_property
-    def _wrapper(self) -> tuple[str, str]:
-        marker = "\x00symreparam-body\x00"
-        head, sep, tail = self.render("document", body=marker).partition(marker)
-        if not sep:
-            raise SymreparamError("--templates", "document.tex must contain \\VAR{body} exactly once")
-        return head, tail
+    @property
+    def sources(self) -> dict[str, str]:
+        """Name and source of every template used so far, extended and included ones too."""
+        return dict(self.env.loader.used)
 
 
 def _templates(request: Request, kind: str) -> _Templates:
@@ -281,30 +291,18 @@ def _templates(request: Request, kind: str) -> _Templates:
 
     env = environment(kind, request.templates)
     env.globals.update(texescape=tex_escape)
-    names = dict(request.family.templates)
-    names["document"] = "document.tex"
-    return _Templates(env, names)
+    return _Templates(request.family, env)
 
 
-def _template_digest(request: Request, formats: Sequence[str]) -> str:
-    from symreparam.render import environment
-
+def _template_digest(*used: _Templates | None) -> str:
+    """sha256 over the templates a run actually rendered with, by name."""
+    sources: dict[str, str] = {}
+    for templates in used:
+        if templates is not None:
+            sources.update(templates.sources)
     digest = hashlib.sha256()
-    wanted = []
-    if {"tex", "pdf"} & set(formats):
-        wanted += [("tex", request.family.templates["sheet"]), ("tex", request.family.templates["key"]),
-                   ("tex", "document.tex"), ("tex", "preamble.tex"), ("tex", "base/sheet.tex"),
-                   ("tex", "base/key.tex")]
-    if "md" in formats:
-        wanted += [("md", request.family.templates["sheet_md"]), ("md", request.family.templates["key_md"]),
-                   ("md", "base/sheet.md"), ("md", "base/key.md")]
-    for kind, name in wanted:
-        env = environment(kind, request.templates)
-        try:
-            source, _, _ = env.loader.get_source(env, name)
-        except Exception:  # a base template a family does not use
-            continue
-        digest.update(name.encode() + b"\0" + source.encode() + b"\0")
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
     return digest.hexdigest()
 
 
@@ -418,7 +416,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
         "versions": {"sympy": sympy.__version__, "numpy": numpy.__version__, "jinja2": jinja2.__version__},
         "family": family.name,
         "family_sha256": family.digest,
-        "templates_sha256": _template_digest(request, formats),
+        "templates_sha256": _template_digest(tex, md),
         "seed": request.seed,
         "fixed": request.fixed,
         "formats": list(formats),
@@ -505,11 +503,10 @@ def _write_all(folder: Path, files: Mapping[str, bytes], workers: int = 8) -> No
         raise errors[0]
 
 
-def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
-    """Write every file into ``out_dir`` at once: into a staging folder beside it, then a rename.
+def check_target(out_dir: Path, force: bool = False) -> None:
+    """Refuse an output folder that cannot be written, or that holds files, unless ``force``.
 
-    An existing non-empty ``out_dir`` is refused unless ``force``; with ``force`` it is replaced only
-    after the new output is completely written, so a failure never leaves half a set of files.
+    Called before any work (so a long run does not end in a refusal) and again just before writing.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -519,6 +516,17 @@ def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
     parent = out_dir.resolve().parent
     if not parent.is_dir():
         raise SymreparamError("--out", f"the folder {parent} does not exist; create it first")
+
+
+def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
+    """Write every file into ``out_dir`` at once: into a staging folder beside it, then a rename.
+
+    An existing non-empty ``out_dir`` is refused unless ``force``; with ``force`` it is replaced only
+    after the new output is completely written, so a failure never leaves half a set of files.
+    """
+    out_dir = Path(out_dir)
+    check_target(out_dir, force)
+    parent = out_dir.resolve().parent
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -46,8 +47,10 @@ def compile_pdf(tex: str, name: str = "document") -> bytes:
         folder = Path(tmp)
         (folder / f"{name}.tex").write_text(tex, encoding="utf-8")
         cmd = [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", f"{name}.tex"]
+        # A fixed date (and no trailer ID, see preamble.tex) makes the same source give the same PDF bytes.
+        env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
         try:
-            done = subprocess.run(cmd, cwd=folder, capture_output=True, timeout=TIMEOUT_SECONDS)
+            done = subprocess.run(cmd, cwd=folder, capture_output=True, timeout=TIMEOUT_SECONDS, env=env)
         except subprocess.TimeoutExpired:
             raise SymreparamError("pdf", f"pdflatex did not finish {name}.tex within {TIMEOUT_SECONDS} s") from None
         pdf = folder / f"{name}.pdf"

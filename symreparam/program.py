@@ -137,6 +137,31 @@ def symbolic_problem(family: Family, choice: Mapping[str, str]) -> Problem:
     return problem
 
 
+def variant_problem(family: Family, drawn: Mapping[str, str]) -> Problem:
+    """The ordinary, numeric problem of one variant: the drawn values put in place of their names.
+
+    This is the slow way to a variant's answers (the full engine on numbers); tests use it to check
+    the derive-once path, and the checker uses it to name a variant's problem.
+    """
+    choice = {d.name: drawn[d.name] for d in family.draws if d.categorical}
+    symbolic = symbolic_problem(family, choice)
+    values = {symbol(d.name): sp.Rational(*drawn_rational(drawn[d.name], d.name))
+              for d in family.draws if not d.categorical}
+    fields = {
+        "models": [sp.sstr(m.expression.xreplace(values)) for m in symbolic.models],
+        "init": {w.name: sp.sstr(v.xreplace(values)) for w, v in symbolic.initial},
+        "data": [{**{s.name: sp.sstr(v.xreplace(values)) for s, v in zip(symbolic.data.input_symbols, row)},
+                  "y": sp.sstr(y.xreplace(values))}
+                 for row, y in zip(symbolic.data.inputs, symbolic.data.targets)],
+        "lr": sp.sstr(symbolic.lr.xreplace(values)),
+        "steps": str(symbolic.steps),
+        "loss": drawn.get("loss", symbolic.loss.value),
+        "queries": [{s.name: sp.sstr(v.xreplace(values)) for s, v in zip(symbolic.data.input_symbols, q)}
+                    for q in symbolic.queries],
+    }
+    return build_problem(**fields, origin=Origin(f"{family.path.name} variant"))
+
+
 def answer_expressions(analysis: Analysis) -> dict[str, sp.Expr]:
     """Every answer of the analysis under its key (see the README for the list)."""
     problem = analysis.problem
@@ -223,6 +248,11 @@ def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
     """Derive the family once for one choice of its categorical draws and compile every answer."""
     problem = symbolic_problem(family, choice)
     analysis = analyse(problem)
+    not_linear = [d.model.name for d in analysis.derivations if not d.is_linear]
+    if not_linear:
+        raise FamilyError(f"{family.path.name}: problem.models",
+                          f"{not_linear[0]} is not linear in its parameters; family models must be (their answers "
+                          "are then rational in the drawn numbers)")
     answers = answer_expressions(analysis)
     constants = problem.constants
     compiled = {}
@@ -244,8 +274,6 @@ def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
     queries = tuple(tuple(rf(v) for v in q) for q in problem.queries)
     shapes = tuple(ModelShape(d.model.name, tuple(w.name for w in d.model.params), d.is_linear, d.model.expression)
                    for d in analysis.derivations)
-    if not all(s.linear for s in shapes):
-        raise FamilyError(f"{family.path.name}: problem.models", "family models must be linear in their parameters")
     return Program(
         family=family,
         choice=tuple(sorted(choice.items())),

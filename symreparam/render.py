@@ -33,9 +33,13 @@ def render(solution: Solution, fmt: str = "text", templates: Path | None = None)
 
         return json.dumps(to_json(solution), indent=2) + "\n"
     if fmt == "latex":
-        return environment("tex", templates).get_template("solve.tex").render(**outline(LATEX, solution))
+        env = environment("tex", templates)
+        return render_template(load_template(env, ["solve.tex"], "--templates"), "--templates",
+                               **outline(LATEX, solution))
     if fmt == "markdown":
-        return environment("md", templates).get_template("solve.md").render(**outline(MARKDOWN, solution))
+        env = environment("md", templates)
+        return render_template(load_template(env, ["solve.md"], "--templates"), "--templates",
+                               **outline(MARKDOWN, solution))
     raise SymreparamError("--format", f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
 
 
@@ -53,7 +57,7 @@ def environment(kind: str, templates: Path | None = None):
     dirs.append(str(bundled("templates")))
     # auto_reload=False: templates do not change during a run, and checking would stat the file
     # on every render of every variant.
-    options = dict(loader=jinja2.FileSystemLoader(dirs), undefined=jinja2.StrictUndefined,
+    options = dict(loader=_recording_loader(dirs), undefined=jinja2.StrictUndefined,
                    keep_trailing_newline=True, auto_reload=False)
     if kind == "tex":
         options.update(
@@ -70,6 +74,50 @@ def environment(kind: str, templates: Path | None = None):
     env = jinja2.Environment(**options)
     env.filters["texescape"] = tex_escape
     return env
+
+
+def _recording_loader(dirs: list[str]):
+    """A file-system loader that remembers the source of every template it hands out.
+
+    The sources of the templates a run actually used (extended and included ones too) are what the
+    manifest's template hash covers, so that it changes exactly when the output could.
+    """
+    import jinja2
+
+    class RecordingLoader(jinja2.FileSystemLoader):
+        def __init__(self, searchpath):
+            super().__init__(searchpath)
+            self.used: dict[str, str] = {}
+
+        def get_source(self, environment, template):
+            source, filename, uptodate = super().get_source(environment, template)
+            self.used[template] = source
+            return source, filename, uptodate
+
+    return RecordingLoader(dirs)
+
+
+def load_template(env, names: Sequence[str], field: str):
+    """The first of ``names`` that exists, with a missing or broken template as a one-line error."""
+    import jinja2
+
+    try:
+        return env.select_template(list(names))
+    except jinja2.TemplatesNotFound:
+        folders = ", ".join(env.loader.searchpath)
+        raise SymreparamError(field, f"no template {' or '.join(names)} in {folders}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise SymreparamError(field, f"{exc.filename or exc.name} line {exc.lineno}: {exc.message}") from None
+
+
+def render_template(template, field: str, **context) -> str:
+    """Render a template, turning a template's own mistakes (an unknown variable) into one line."""
+    import jinja2
+
+    try:
+        return template.render(**context)
+    except jinja2.TemplateError as exc:
+        raise SymreparamError(field, f"template {template.name}: {exc.message or exc}") from None
 
 
 def render_latex_summary(solution: Solution) -> str:

@@ -8,16 +8,10 @@ import sys
 
 import pytest
 import sympy as sp
-from click.testing import CliRunner
+
+from conftest import run
 
 from symreparam.cli import cli
-
-
-def run(*args: str, code: int = 0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 def test_solve_without_arguments_is_the_reference_exercise():

@@ -1,0 +1,332 @@
+"""The generator: families, exact answers against the engine, constraints, golden files, files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from symreparam import family as families
+from conftest import run
+from symreparam.generate import Request, generate, solve_variants, write_output
+from symreparam.problem import REFERENCE
+from symreparam.program import variant_problem
+from symreparam.solution import solve
+
+GOLDEN = Path(__file__).parent / "golden"
+FAMILIES = sorted(p.stem for p in families.available())
+
+
+def load(name: str):
+    return families.load(families.find(name))
+
+
+def frac(text: str) -> Fraction:
+    return Fraction(text)
+
+
+def test_seven_families_are_bundled():
+    assert FAMILIES == sorted(["reparam-one-step", "general-linear-reparam", "tangent-kernel", "stability",
+                               "implicit-bias", "newton-invariance", "multi-step"])
+
+
+def test_reference_is_a_fixed_variant_of_the_first_family():
+    fam = load("reparam-one-step")
+    problem = variant_problem(fam, fam.fixed["reference"])
+    assert [sp.sstr(m.expression) for m in problem.models] == ["w1*x + w2", "10*w3*x + w4"]
+    # the literal reference of `symreparam solve` is the same problem
+    ref = solve()
+    assert solve(problem).models[1].derivation.final == ref.models[1].derivation.final
+    assert REFERENCE["init"] == ["w1=1", "w2=2", "w3=0.1", "w4=2"]
+    (variant,) = solve_variants(Request(family=fam, fixed="reference"))
+    b, v = variant.batch, variant.position
+    assert b.fraction("f1.w1.1", v) == (12, 5) and b.fraction("f1.w2.1", v) == (11, 5)
+    assert b.fraction("f2.w3.1", v) == (141, 10) and b.fraction("f2.w4.1", v) == (11, 5)
+    assert b.fraction("f2.end.slope", v) == (141, 1) and b.fraction("ratio.f2.slope", v) == (100, 1)
+    assert b.fraction("f1.max_lr", v) == (1, 50) and b.fraction("f2.max_lr", v) == (1, 4901)
+
+
+def _engine_answers(problem):
+    """The same quantities computed by the ordinary engine on the variant's numeric problem."""
+    sol = solve(problem)
+    out = {}
+    for m in sol.models:
+        d = m.derivation
+        for t, step in enumerate(d.trajectory):
+            for w, value in zip(d.model.params, step):
+                out[f"{d.model.name}.{w.name}.{t}"] = value
+        labels = sol.comparison.basis.labels
+        for label, a, b in zip(labels, m.coefficients_initial, m.coefficients_final):
+            out[f"{d.model.name}.start.{label}"] = a
+            out[f"{d.model.name}.end.{label}"] = b
+        if d.stability is not None:
+            out[f"{d.model.name}.max_lr"] = d.stability.max_lr
+        for kind, values in (("limit", d.limit), ("newton", d.newton)):
+            if values is not None:
+                for w, value in zip(d.model.params, values):
+                    out[f"{d.model.name}.{kind}.{w.name}"] = value
+        for i in range(d.gram.rows):
+            for j in range(d.gram.cols):
+                out[f"{d.model.name}.gram.{i + 1}.{j + 1}"] = d.gram[i, j]
+    return out
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("seed", ["3", "271828"])
+def test_derived_once_answers_equal_the_engine_on_each_variant(name, seed):
+    fam = load(name)
+    variants = solve_variants(Request(family=fam, variants=2, seed=seed))
+    for a in variants:
+        drawn = a.batch.drawn[a.position]
+        problem = variant_problem(fam, drawn)
+        expected = _engine_answers(problem)
+        assert expected
+        for key, value in expected.items():
+            if key not in a.batch.columns:
+                # the largest eigenvalue of a Gram matrix with symbolic entries is not a rational function
+                # of the draws, so a family with several points has no derive-once max_lr (the engine has)
+                assert key.endswith(".max_lr") and problem.data.size > 1, key
+                continue
+            n, d = a.batch.fraction(key, a.position)
+            assert sp.Rational(n, d) == value, (key, drawn)
+        assert a.max_rel_error < 1e-9
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_constraints_hold_for_every_variant(name):
+    fam = load(name)
+    c = fam.constraints
+    for a in solve_variants(Request(family=fam, variants=40, seed="11")):
+        b, v = a.batch, a.position
+        val = lambda key: Fraction(*b.fraction(key, v))  # noqa: E731
+        for key in c.nonzero:
+            assert val(key) != 0
+        for x, y in c.different:
+            assert val(x) != val(y)
+        for x, y in c.less:
+            assert val(x) < val(y)
+        for q in fam.questions:
+            n, d = b.fraction(q.answer, v)
+            assert d <= c.max_denominator and abs(n) < 10**c.max_digits
+
+
+def test_stability_family_rate_is_stable_for_one_model_only():
+    for a in solve_variants(Request(family=load("stability"), variants=20, seed="2")):
+        b, v = a.batch, a.position
+        lr = Fraction(*b.fraction("lr", v))
+        assert lr < Fraction(*b.fraction("f1.max_lr", v)) and lr > Fraction(*b.fraction("f2.max_lr", v))
+        assert abs(Fraction(*b.fraction("f1.contraction", v))) < 1 < abs(Fraction(*b.fraction("f2.contraction", v)))
+
+
+def test_same_seed_same_bytes_and_other_seed_other_variants(tmp_path):
+    fam = load("reparam-one-step")
+    one = generate(Request(family=fam, variants=5, seed="9", formats=("tex", "md", "json")))
+    two = generate(Request(family=fam, variants=5, seed="9", formats=("tex", "md", "json")))
+    assert one.files == two.files
+    other = generate(Request(family=fam, variants=5, seed="10", formats=("tex", "md", "json")))
+    assert other.files["key-1.tex"] != one.files["key-1.tex"]
+    # a variant depends only on (family, seed, id): asking for more variants does not change the first ones
+    more = generate(Request(family=fam, variants=7, seed="9", formats=("tex",)))
+    assert more.files["key-1.tex"] == one.files["key-1.tex"]
+
+
+def test_manifest_records_everything(tmp_path):
+    fam = load("tangent-kernel")
+    out = generate(Request(family=fam, variants=3, seed="4", formats=("tex", "json")))
+    manifest = json.loads(out.files["manifest.json"])
+    assert manifest["family"] == "tangent-kernel" and manifest["seed"] == "4"
+    assert set(manifest["versions"]) == {"sympy", "numpy", "jinja2"}
+    assert len(manifest["family_sha256"]) == 64 and len(manifest["templates_sha256"]) == 64
+    assert manifest["booklets"] == ["keys.tex", "sheets.tex"]
+    assert len(manifest["variants"]) == 3
+    for record in manifest["variants"]:
+        assert set(record["drawn"]) == {d.name for d in fam.draws}
+        assert record["max_rel_error"] < 1e-9
+        assert set(record["questions"]) == {q.id for q in fam.questions}
+        for key, text in record["answers"].items():
+            frac(text)  # every answer reads back as an exact rational
+        assert all(name in out.files for name in record["files"])
+        assert json.loads(out.files[f"variant-{record['id']}.json"]) == record
+
+
+def _golden_dir(name: str) -> Path:
+    return GOLDEN / f"{name}-seed1"
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_golden_files(name):
+    """Sheets, keys and answers of variant 1, seed 1 of every family, byte for byte.
+
+    Regenerate on purpose with SYMREPARAM_REGEN_GOLDEN=1 after an intended change, and review the diff.
+    """
+    out = generate(Request(family=load(name), variants=1, seed="1", formats=("tex", "md", "json")))
+    folder = _golden_dir(name)
+    wanted = ["sheet-1.tex", "key-1.tex", "sheet-1.md", "key-1.md", "variant-1.json"]
+    if os.environ.get("SYMREPARAM_REGEN_GOLDEN"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in wanted:
+            (folder / file).write_bytes(out.files[file])
+    for file in wanted:
+        assert (folder / file).exists(), f"missing golden file {folder / file}; see the docstring"
+        assert out.files[file].decode() == (folder / file).read_text(), f"{name}/{file} changed"
+
+
+def test_write_output_refuses_to_overwrite_and_replaces_with_force(tmp_path):
+    fam = load("reparam-one-step")
+    out = generate(Request(family=fam, variants=2, seed="1"))
+    target = tmp_path / "out"
+    write_output(target, out)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    from symreparam.errors import SymreparamError
+
+    with pytest.raises(SymreparamError, match="already exists and is not empty; pass --force"):
+        write_output(target, out)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    (target / "extra.txt").write_text("old")
+    write_output(target, out, force=True)
+    assert not (target / "extra.txt").exists() and (target / "manifest.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+def test_list_shows_every_family():
+    lines = run("list").output.strip().splitlines()
+    assert len(lines) == len(FAMILIES)
+    assert lines[0].split()[0] in FAMILIES and all(len(line) > 30 for line in lines)
+
+
+def test_generate_command_writes_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "hw"
+    result = run("generate", "reparam-one-step", "-n", "3", "--seed", "5", "--out", str(out))
+    assert "wrote" in result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["key-1.tex", "key-2.tex", "key-3.tex", "keys.tex", "manifest.json", "sheet-1.tex",
+                            "sheet-2.tex", "sheet-3.tex", "sheets.tex", "variant-1.json", "variant-2.json",
+                            "variant-3.json"])
+    first = (out / "key-1.tex").read_bytes()
+    result = run("generate", "reparam-one-step", "-n", "3", "--seed", "6", "--out", str(out), code=2)
+    assert "already exists and is not empty; pass --force" in result.output and (out / "key-1.tex").read_bytes() == first
+    run("generate", "reparam-one-step", "-n", "1", "--seed", "6", "--out", str(out), "--force", "-q")
+    assert not (out / "key-2.tex").exists()
+
+
+def test_roster_gives_one_named_variant_per_student(tmp_path):
+    roster = tmp_path / "class.csv"
+    roster.write_text("id,name\ns001,Ada Lovelace\ns002,Émile Borel & Co_ 100%\n", encoding="utf-8")
+    out = tmp_path / "hw"
+    run("generate", "stability", "--roster", str(roster), "--seed", "3", "--out", str(out), "--format", "tex,md")
+    sheet = (out / "sheet-s002.tex").read_text(encoding="utf-8")
+    assert r"Émile Borel \& Co\_ 100\%" in sheet and "s002" in sheet
+    assert "Ada Lovelace" in (out / "key-s001.md").read_text(encoding="utf-8")
+    # a student's variant depends on their id and the seed, not on who else is on the roster
+    solo = tmp_path / "solo.csv"
+    solo.write_text("id,name\ns002,Someone\n")
+    run("generate", "stability", "--roster", str(solo), "--seed", "3", "--out", str(tmp_path / "solo"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    solo_manifest = json.loads((tmp_path / "solo" / "manifest.json").read_text())
+    assert manifest["variants"][1]["drawn"] == solo_manifest["variants"][0]["drawn"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("name,id\n1,a\n", "the first line must be the header id,name"),
+    ("id,name\n1,a\n1,b\n", "id '1' appears twice"),
+    ("id,name\n", "no students listed"),
+])
+def test_bad_rosters(tmp_path, content, message):
+    roster = tmp_path / "r.csv"
+    roster.write_text(content)
+    result = run("generate", "stability", "--roster", str(roster), "--out", str(tmp_path / "o"), code=2)
+    assert message in result.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no-such-family"], "unknown family 'no-such-family'"),
+    (["reparam-one-step", "--fixed", "nope"], "has no fixed variant 'nope'; it has: reference"),
+    (["reparam-one-step", "--format", "tex,docx"], "unknown format docx"),
+    (["reparam-one-step", "--roster", "missing.csv"], "missing.csv: no such file"),
+])
+def test_generate_refusals(tmp_path, args, message):
+    result = run("generate", *args, "--out", str(tmp_path / "o"), code=2)
+    assert message in result.output and result.output.count("\n") == 1
+
+
+FAMILY = '''name = "{name}"
+title = "A test family"
+summary = "For tests."
+[draw]
+a = {{ integers = [1, 3] }}
+[problem]
+models = ["w*x"]
+init = {{ w = "a" }}
+data = [{{ x = "1", y = "2" }}]
+lr = "1/10"
+[[questions]]
+id = "w"
+ask = "w"
+answer = "f1.w.1"
+'''
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('title = "A test family"\n', ""), "bad.toml: title: expected a non-empty string"),
+    (lambda s: s.replace("integers = [1, 3]", "integers = [3, 1]"), "bad.toml: draw.a.integers"),
+    (lambda s: s.replace('answer = "f1.w.1"', 'answer = "f1.w.9"'), "bad.toml: questions: unknown answer key"),
+    (lambda s: "colour = 1\n" + s, "bad.toml: colour: unknown key"),
+    (lambda s: s.replace('models = ["w*x"]', 'models = ["open(x)"]'), "unknown function 'open'"),
+    (lambda s: s.replace("[problem]", "[problem]\nlr2 = 1"), "bad.toml: problem: lr2: unknown key"),
+    (lambda s: s.replace('models = ["w*x"]', 'models = ["exp(w)*x"]'), "f1 is not linear in its parameters"),
+    (lambda s: s + "[constraints]\nless = [[\"f1.w.1\", \"f1.w.1\"]]\n", "no valid variant"),
+    (lambda s: s + "[templates]\nkey = \"nowhere/key.tex\"\n", "bad.toml: templates.key: no template nowhere/key.tex"),
+    (lambda s: s[:20], "not valid TOML"),
+])
+def test_bad_family_files_get_one_line(tmp_path, edit, message):
+    (tmp_path / "bad.toml").write_text(edit(FAMILY.format(name="bad")))
+    result = run("generate", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o"), code=2)
+    assert message in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_own_families_and_templates(tmp_path):
+    folder = tmp_path / "families"
+    folder.mkdir()
+    (folder / "tiny.toml").write_text(FAMILY.format(name="tiny"))
+    assert "tiny" in run("list", "--exercises", str(folder)).output
+    templates = tmp_path / "templates"
+    (templates / "tiny").mkdir(parents=True)
+    (templates / "tiny" / "sheet.tex").write_text("MY SHEET \\VAR{n['f1.w.0']}")
+    (templates / "tiny" / "key.tex").write_text("MY KEY \\VAR{n['f1.w.1']}")
+    out = tmp_path / "o"
+    run("generate", "tiny", "--exercises", str(folder), "--templates", str(templates), "--out", str(out), "-n", "2")
+    assert "MY SHEET" in (out / "sheet-1.tex").read_text() and "\\documentclass" in (out / "key-2.tex").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_compiles_to_pdf(name):
+    out = generate(Request(family=load(name), variants=2, seed="8", formats=("pdf",)))
+    for file in ("sheet-1.pdf", "key-1.pdf", "sheet-2.pdf", "key-2.pdf", "sheets.pdf", "keys.pdf"):
+        assert out.files[file].startswith(b"%PDF"), file
+
+
+@pytest.mark.slow
+def test_pdfs_are_byte_identical_across_runs():
+    fam = load("reparam-one-step")
+    one = generate(Request(family=fam, fixed="reference", formats=("pdf",)))
+    two = generate(Request(family=fam, fixed="reference", formats=("pdf",)))
+    assert one.files["key-reference.pdf"] == two.files["key-reference.pdf"]
+
+
+def test_missing_pdflatex_names_the_packages(monkeypatch):
+    import shutil as shutil_module
+
+    from symreparam.errors import SymreparamError
+
+    monkeypatch.setattr(shutil_module, "which", lambda name: None)
+    with pytest.raises(SymreparamError, match="texlive-latex-base texlive-latex-recommended texlive-pictures"):
+        generate(Request(family=load("reparam-one-step"), fixed="reference", formats=("pdf",)))
