@@ -25,7 +25,7 @@ MAX_ITERATE_OPS = 4000
 class Note:
     """Why a quantity is missing or what it means; ``kind`` selects the wording in ``render``."""
 
-    kind: str  # "nonlinear" | "newton-singular"
+    kind: str  # "nonlinear" | "newton-singular" | "stability-no-closed-form"
     values: tuple[tuple[str, sp.Expr | int | str], ...] = ()
 
     def get(self, key: str):
@@ -149,7 +149,9 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
     notes: list[Note] = []
     if form is not None:
         trajectory = _linear_trajectory(problem, jac_rows, residuals, w0)
-        stability = _stability(problem, jacobian)
+        stability = _stability(problem, jacobian, residuals)
+        if stability is None and not jacobian.free_symbols:
+            notes.append(Note("stability-no-closed-form", (("model", model.name),)))
         limit = _limit(jacobian, residuals, w0)
         newton, newton_note = _newton(jacobian, residuals, w0, len(model.params), data.size)
         if newton_note:
@@ -227,17 +229,27 @@ def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple
     return tuple(out)
 
 
-def _stability(problem: Problem, jacobian: sp.ImmutableMatrix) -> Stability | None:
-    """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T."""
+def _stability(problem: Problem, jacobian: sp.ImmutableMatrix, residuals) -> Stability | None:
+    """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T.
+
+    The behaviour describes this run: a start that already fits the data (every residual zero) has a
+    zero gradient and stays put at any rate, whatever the rate would do from elsewhere.
+    """
     cprime = loss_factor(problem)
     j = jacobian
     small = j.T * j if j.cols <= j.rows else j * j.T
     if small.shape != (1, 1) and small.free_symbols:
         return None  # eigenvalues of a symbolic matrix are not rational: an exercise family decides per variant
-    lam = sp.expand(cprime * linalg.largest_eigenvalue(linalg.to_domain(small.tolist())))
+    largest = linalg.largest_eigenvalue(linalg.to_domain(small.tolist()))
+    if largest is None:
+        return None
+    lam = sp.expand(cprime * largest)
     if lam == 0:
         return Stability(lam, sp.oo, None if problem.lr.free_symbols else "stays put")
     max_lr = sp.radsimp(2 / lam)
+    fitted = all(sp.expand(r) == 0 for r in residuals)
+    if fitted:
+        return Stability(lam, max_lr, "stays put")
     return Stability(lam, max_lr, _behaviour(problem.lr, max_lr))
 
 

@@ -22,7 +22,7 @@ CATEGORICAL = ("loss", "steps")  # problem fields that a draw may choose, but th
 _FAMILY_KEYS = ("name", "title", "summary", "draw", "problem", "constraints", "questions", "fixed", "templates",
                 "figures")
 _PROBLEM_KEYS = ("models", "init", "data", "lr", "steps", "loss", "queries")
-_CONSTRAINT_KEYS = ("nonzero", "different", "less", "max_denominator", "max_digits", "nice")
+_CONSTRAINT_KEYS = ("nonzero", "positive", "different", "less", "max_denominator", "max_digits", "nice")
 _TEMPLATE_FILES = {"sheet": "sheet.tex", "key": "key.tex", "sheet_md": "sheet.md", "key_md": "key.md"}
 _TEMPLATE_KEYS = tuple(_TEMPLATE_FILES)
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
@@ -72,6 +72,7 @@ class Constraints:
     """What makes a variant worth setting (see the README)."""
 
     nonzero: tuple[str, ...] = ()
+    positive: tuple[str, ...] = ()
     different: tuple[tuple[str, str], ...] = ()
     less: tuple[tuple[str, str], ...] = ()
     max_denominator: int = 1000
@@ -284,6 +285,7 @@ def _constraints(doc, label: str) -> Constraints:
             raise FamilyError(f"{label}.{key}", "expected a positive whole number")
     return Constraints(
         nonzero=_keys(doc.get("nonzero", []), f"{label}.nonzero"),
+        positive=_keys(doc.get("positive", []), f"{label}.positive"),
         different=_pairs(doc.get("different", []), f"{label}.different"),
         less=_pairs(doc.get("less", []), f"{label}.less"),
         max_denominator=doc.get("max_denominator", 1000),

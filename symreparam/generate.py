@@ -132,15 +132,36 @@ def _slots(request: Request) -> list[tuple[int, str, str | None]]:
         return [(i, ident, name) for i, (ident, name) in enumerate(request.roster, 1)]
     if not 1 <= request.variants <= MAX_VARIANTS:
         raise SymreparamError("--variants", f"expected a number from 1 to {MAX_VARIANTS}, got {request.variants}")
-    width = len(str(request.variants))
-    return [(i, str(i).zfill(width), None) for i in range(1, request.variants + 1)]
+    # The id (and so the draw) of variant i is "i" however many variants are asked for; only file names
+    # are zero-padded, so that they sort.
+    return [(i, str(i), None) for i in range(1, request.variants + 1)]
+
+
+def _file_ids(request: Request, accepted: Sequence[Accepted]) -> list[str]:
+    """The file-name part of each variant: its number zero-padded, or the student's id made file-safe.
+
+    Two roster ids that become the same file name (``a b`` and ``a_b``) are refused: one student's
+    files would silently replace the other's.
+    """
+    if request.fixed is None and not request.roster:
+        width = len(str(request.variants))
+        return [a.ident.zfill(width) for a in accepted]
+    ids = [_slug(a.ident) for a in accepted]
+    seen: dict[str, str] = {}
+    for a, slug in zip(accepted, ids):
+        if slug in seen:
+            raise SymreparamError("--roster", f"the ids {seen[slug]!r} and {a.ident!r} give the same file name "
+                                  f"{slug!r}; make them differ in letters or digits")
+        seen[slug] = a.ident
+    return ids
 
 
 def _check_keys(family: Family, program: Program) -> None:
     """Every answer key a family names must exist (a typo would otherwise fail every variant)."""
-    known = set(program.answers) | {d.name for d in family.draws}
+    known = set(program.answers) | {d.name for d in family.draws} | {"lr"}
     c = family.constraints
     named = [("questions", q.answer) for q in family.questions] + [("constraints.nonzero", k) for k in c.nonzero]
+    named += [("constraints.positive", k) for k in c.positive]
     named += [("constraints.nice", k) for k in c.nice]
     named += [("constraints.different", k) for pair in c.different for k in pair]
     named += [("constraints.less", k) for pair in c.less for k in pair]
@@ -154,6 +175,8 @@ def _values(batch: Batch, key: str):
     """Numerators and denominators of an answer key or a drawn name, for every variant of a batch."""
     if key in batch.values:
         return batch.values[key].num, batch.values[key].den
+    if key == "lr":
+        return batch.lr.num, batch.lr.den
     return batch.points.nums[key], batch.points.dens[key]
 
 
@@ -172,6 +195,9 @@ def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarra
     for key in c.nonzero:
         num, _ = _values(batch, key)
         fail(num == 0, f"{key} is zero")
+    for key in c.positive:
+        num, _ = _values(batch, key)
+        fail(num <= 0, f"{key} is not positive")
     for a, b in c.different:
         (na, da), (nb, db) = _values(batch, a), _values(batch, b)
         fail((na == nb) & (da == db), f"{a} equals {b}")
@@ -363,8 +389,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
     bodies: dict[str, list[str]] = {"sheet.tex": [], "key.tex": [], "sheet.md": [], "key.md": []}
     records = []
     documents: dict[str, str] = {}
-    for count, a in enumerate(accepted, 1):
-        slug = _slug(a.ident)
+    for count, (a, slug) in enumerate(zip(accepted, _file_ids(request, accepted)), 1):
         rendered = render_variant(request, a, tex, md)
         own = []
         for kind in ("sheet", "key"):
@@ -393,6 +418,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
             "name": a.name,
             "questions": dict(sorted((q.id, answers[q.answer] if q.answer in answers else drawn[q.answer])
                                      for q in family.questions)),
+            "seed": request.seed,
         }
         # Encoded once, used both as the variant's own file and inside the manifest.
         encoded = json.dumps(record)
@@ -513,9 +539,11 @@ def check_target(out_dir: Path, force: bool = False) -> None:
         raise SymreparamError("--out", f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise SymreparamError("--out", f"{out_dir} already exists and is not empty; pass --force to replace it")
-    parent = out_dir.resolve().parent
-    if not parent.is_dir():
-        raise SymreparamError("--out", f"the folder {parent} does not exist; create it first")
+    for ancestor in out_dir.resolve().parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise SymreparamError("--out", f"{ancestor} is a file, so {out_dir} cannot be made there")
+            break
 
 
 def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
@@ -527,6 +555,10 @@ def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
     out_dir = Path(out_dir)
     check_target(out_dir, force)
     parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SymreparamError("--out", f"cannot create {parent}: {exc.strerror or exc}") from None
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     except OSError as exc:

@@ -96,11 +96,12 @@ def solve(a: DomainMatrix, v: DomainMatrix) -> DomainMatrix:
     return a.lu_solve(v)
 
 
-def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr:
+def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr | None:
     """The largest eigenvalue of a symmetric positive semi-definite matrix, exactly.
 
     Roots of the characteristic polynomial come back as rationals, radicals or ``CRootOf``; zero is
-    returned when the matrix is zero.
+    returned when the matrix is zero, and None when the entries are transcendental (exp(1), sin(2))
+    and the characteristic polynomial has degree three or more, where no exact form exists.
     """
     if sym.shape == (1, 1):
         return sym.domain.to_sympy(sym.to_list()[0][0])
@@ -111,8 +112,16 @@ def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr:
         poly = sp.Poly(sp.quo(poly, sp.Poly(_T, _T)), _T)
     if poly.degree() <= 0:
         return sp.Integer(0)
-    if poly.degree() <= 2:
-        roots = poly.real_roots(radicals=True)
-    else:
-        roots = poly.real_roots()
+    try:
+        roots = poly.real_roots(radicals=poly.degree() <= 2)
+    except (NotImplementedError, sp.PolynomialError):
+        # Coefficients such as exp(1) or sin(2) (features that are not polynomials): SymPy isolates
+        # roots only over the rationals. A quadratic still has its closed form; beyond that there is
+        # no exact answer to give.
+        if poly.degree() > 2:
+            return None
+        a, b, c = ([sp.Integer(0)] * 3 + poly.all_coeffs())[-3:]
+        if a == 0:
+            return sp.radsimp(-c / b)
+        return (-b + sp.sqrt(b**2 - 4 * a * c)) / (2 * a)
     return roots[-1]

@@ -129,6 +129,25 @@ _KEYWORDS = frozenset(
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
+
+def _reserved_names() -> frozenset[str]:
+    """Names that ``sympify`` reads as something other than a plain symbol (E, I, S, N, Q, beta, max, ...).
+
+    Exact results are printed as strings that SymPy must read back as the same expression (the JSON
+    contract); a symbol called E would come back as Euler's number, so such names are refused up front.
+    """
+    import builtins
+
+    return frozenset(sympy.__all__) | frozenset(n for n in dir(builtins) if not n.startswith("_"))
+
+
+_RESERVED = _reserved_names()
+
+
+def _reserved_message(name: str) -> str:
+    return (f"'{name}' is a reserved name (SymPy or Python uses it for something else, so results could not "
+            f"be read back exactly); use another name, e.g. {name}1")
+
 _EXAMPLE_ASSIGNMENT = "expected NAME=VALUE, e.g. w1=0.5"
 
 
@@ -889,6 +908,8 @@ def _build_name(name: str, ctx: _Context) -> sympy.Expr:
         raise ctx.error(f"expected a number, found the name '{name}'")
     if ctx.names is not None and name not in ctx.names:
         raise ctx.error(_unknown_name(name, ctx.names))
+    if name in _RESERVED and ctx.names is None:
+        raise ctx.error(_reserved_message(name))
     result = symbol(name)
     ctx.clean.add(result)
     return result
@@ -1314,6 +1335,8 @@ def _check_assigned_name(name: str, field: str) -> None:
         raise ParseError(field, f"'{name}' cannot be used as a name")
     if name in FUNCTIONS:
         raise ParseError(field, f"'{name}' is a function and cannot be used as a name")
+    if name in _RESERVED:
+        raise ParseError(field, _reserved_message(name))
     if len(name) > DEFAULT_LIMITS.max_name_length:
         raise ParseError(
             field,

@@ -296,7 +296,9 @@ def _build_lr(text, models: tuple[Model, ...], inputs: set[str], origin: Origin)
     taken = {p.name for m in models for p in m.params} | inputs | {TARGET}
     clash = sorted(s.name for s in value.free_symbols if s.name in taken)
     if clash:
-        raise ProblemError(label, f"the learning rate may not use {', '.join(clash)}; use a new name such as eta")
+        free = next(n for n in ("eta", "lr", "alpha", *(f"eta{i}" for i in range(1, 100))) if n not in taken)
+        raise ProblemError(label, f"the learning rate may not use {', '.join(clash)} (a name of the model or data); "
+                           f"use a new name such as {free}")
     if not value.free_symbols and not value.is_positive:
         raise ProblemError(label, f"the learning rate must be positive, got {value}")
     return value

@@ -215,7 +215,13 @@ def answer_expressions(analysis: Analysis) -> dict[str, sp.Expr]:
             for kk, k in enumerate(ids):
                 out[f"{m}.gtheta.{k}"] = sp.expand(cprime * sp.Add(*(phi[i][kk] * d.residuals[i]
                                                                     for i in range(data.size))))
+        if d.is_linear:
+            for key, value in _linear_step_answers(problem, d).items():
+                out[f"{m}.{key}"] = value
         if reparam is not None:
+            for t, step in enumerate(d.trajectory):
+                for k, c in zip(ids, reparam.theta(step)):
+                    out[f"{m}.coef.{t}.{k}"] = sp.expand(c)
             for a_row, k in enumerate(ids):
                 out[f"{m}.b.{k}"] = reparam.b[a_row]
                 for j, w in enumerate(names):
@@ -233,14 +239,38 @@ def answer_expressions(analysis: Analysis) -> dict[str, sp.Expr]:
             for k, c in zip(ids, coefficients(d.function_limit, analysis.basis, inputs)):
                 out[f"{m}.limit_coef.{k}"] = c
         if d.newton is not None:
-            for w, v in zip(names, d.newton):
+            for w, v, w0 in zip(names, d.newton, d.initial):
                 out[f"{m}.newton.{w}"] = v
+                out[f"{m}.newton_move.{w}"] = sp.expand(v - w0)
             for k, c in zip(ids, coefficients(d.function_newton, analysis.basis, inputs)):
                 out[f"{m}.newton_coef.{k}"] = c
     for d, row in zip(analysis.derivations[1:], analysis.comparison.ratios[1:]):
         for k, r in zip(ids, row):
             if r is not None:
                 out[f"ratio.{d.model.name}.{k}"] = r
+    return out
+
+
+def _linear_step_answers(problem: Problem, d) -> dict[str, sp.Expr]:
+    """The Hessian H = c' J^T J of the loss in w, one step as the affine map w -> M w + v, and the
+    leading principal minors of (2/lr) I - H, all positive exactly when gradient descent converges
+    (0 < lr < 2 / lambda_max), which a family can demand even where lambda_max itself is irrational."""
+    names = [w.name for w in d.model.params]
+    p = len(names)
+    jac = sp.Matrix(d.jacobian)
+    hessian = (loss_factor(problem) * jac.T * jac).applyfunc(sp.expand)
+    step = sp.eye(p) - problem.lr * hessian
+    after = sp.Matrix(d.trajectory[1])
+    offset = after - step * sp.Matrix(d.initial)
+    margin = 2 / problem.lr * sp.eye(p) - hessian
+    out: dict[str, sp.Expr] = {}
+    for i, w in enumerate(names):
+        for j, u in enumerate(names):
+            out[f"H.{w}.{u}"] = hessian[i, j]
+            out[f"M.{w}.{u}"] = sp.expand(step[i, j])
+        out[f"v.{w}"] = sp.expand(offset[i])
+    for k in range(1, p + 1):
+        out[f"margin.{k}"] = sp.factor(margin[:k, :k].det(method="berkowitz"))
     return out
 
 
@@ -460,6 +490,13 @@ def verify_batch(batch: Batch) -> np.ndarray:
             A=np.stack([get(f"{mname}.A.{k}.{{0}}", *[(w,) for w in names]) for k in ids], axis=1),
             b=coef("b"),
             P=np.stack([get(f"{mname}.P.{k}.{{0}}", *[(l,) for l in ids]) for k in ids], axis=1),
+            hessian=np.stack([get(f"{mname}.H.{w}.{{0}}", *[(u,) for u in names]) for w in names], axis=1),
+            step_map=np.stack([get(f"{mname}.M.{w}.{{0}}", *[(u,) for u in names]) for w in names], axis=1),
+            step_offset=get(f"{mname}.v.{{0}}", *[(w,) for w in names]),
+            margin=get(f"{mname}.margin.{{0}}", *[(k,) for k in range(1, len(names) + 1)]),
+            newton_move=get(f"{mname}.newton_move.{{0}}", *[(w,) for w in names])
+            if has(f"{mname}.newton_move.{names[0]}") else None,
+            coef_path=np.stack([coef(f"coef.{t}") for t in range(T + 1)], axis=1),
         )
         case = Case(
             model=compile_model(shape.expression, tuple(inputs) + tuple(program.constants), d.model.params),

@@ -73,7 +73,20 @@ def environment(kind: str, templates: Path | None = None):
         options.update(autoescape=False, trim_blocks=True, lstrip_blocks=True)
     env = jinja2.Environment(**options)
     env.filters["texescape"] = tex_escape
+    env.filters["md_math"] = md_math
+    env.filters["upper_first"] = upper_first
     return env
+
+
+def md_math(text: str) -> str:
+    """LaTeX inline maths ``\\( ... \\)`` (as family files write prompts) as Markdown's ``$ ... $``."""
+    return text.replace("\\(", "$").replace("\\)", "$")
+
+
+def upper_first(text: str) -> str:
+    """The first letter in upper case and nothing else touched (Jinja's ``capitalize`` lowers the rest,
+    which turns \\(A A^T\\) into \\(a a^t\\))."""
+    return text[:1].upper() + text[1:]
 
 
 def _recording_loader(dirs: list[str]):
@@ -216,6 +229,13 @@ def render_text(solution: Solution) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _limit_reached(d) -> bool | None:
+    """Whether gradient descent at the problem's rate goes to ``limit`` (None: no limit, or a symbolic rate)."""
+    if d.limit is None or d.stability is None or d.stability.behaviour is None:
+        return None
+    return d.stability.behaviour in ("converges", "converges, oscillating", "stays put")
+
+
 def _s(value) -> str | None:
     return None if value is None else text(value)
 
@@ -255,6 +275,7 @@ def to_json(solution: Solution) -> dict:
             "max_stable_lr": None if stability is None else text(stability.max_lr),
             "lr_behaviour": None if stability is None else stability.behaviour,
             "limit": None if d.limit is None else {w: text(v) for w, v in zip(names, d.limit)},
+            "limit_reached": _limit_reached(d),
             "function_limit": _s(d.function_limit),
             "newton": None if d.newton is None else {w: text(v) for w, v in zip(names, d.newton)},
             "function_newton": _s(d.function_newton),

@@ -61,6 +61,11 @@ def note_text(p: Printer, note: Note) -> str:
             f"The Hessian of the loss is singular (rank {rank} < {params} parameters{why}), "
             "so the Newton step is not defined."
         )
+    if note.kind == "stability-no-closed-form":
+        return p.words(
+            f"The Hessian of {note.get('model')}'s loss has entries such as exp(1) and more than two non-zero "
+            "eigenvalues, whose largest has no exact closed form, so the largest stable learning rate is not given."
+        )
     raise ValueError(note.kind)
 
 

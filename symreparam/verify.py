@@ -80,6 +80,13 @@ class Exact:
     A: np.ndarray | None = None  # (V, k, p)
     b: np.ndarray | None = None  # (V, k)
     P: np.ndarray | None = None  # (V, k, k)
+    # Further answers an exercise family may show (None where not given):
+    hessian: np.ndarray | None = None  # (V, p, p): H = c' J^T J
+    step_map: np.ndarray | None = None  # (V, p, p): M in w -> M w + v
+    step_offset: np.ndarray | None = None  # (V, p): v
+    margin: np.ndarray | None = None  # (V, p): leading principal minors of (2/lr) I - H
+    newton_move: np.ndarray | None = None  # (V, p): the Newton step minus w0
+    coef_path: np.ndarray | None = None  # (V, T+1, k): basis coefficients after every step (unscaled)
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,11 @@ def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
     out["the basis coefficients"] = np.maximum(
         relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_initial), fp0),
         relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_final), final))
+    if exact.coef_path is not None:
+        out["the basis coefficients after every step"] = np.max(np.stack([
+            relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_path[:, t]),
+                           _function(case, exact.trajectory[:, t], exact.shift[:, t], affine))
+            for t in range(exact.coef_path.shape[1])]), axis=0)
     if case.linear:
         out.update(_linear_checks(case, exact, jac, r0, n))
     return out
@@ -246,6 +258,25 @@ def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n:
             numeric[has] = w0[has] - np.linalg.solve(gram, rhs[..., None])[..., 0]
         err = relative_error(np.where(has[:, None], exact.newton, 0), np.where(has[:, None], numeric, 0), scale_w)
         out["the Newton step"] = err
+        if exact.newton_move is not None:
+            out["the Newton move"] = relative_error(np.where(has[:, None], exact.newton_move, 0),
+                                                    np.where(has[:, None], numeric - w0, 0))
+    if exact.hessian is not None:
+        out["the Hessian of the loss"] = relative_error(exact.hessian, hessian)
+    if exact.step_map is not None:
+        p = w0.shape[1]
+        step_map = np.eye(p)[None] - case.lr[:, None, None] * hessian
+        f_zero = _evaluate(case, case.x, np.zeros_like(w0))[0]
+        offset = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, case.y - f_zero)
+        out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map),
+                                                      relative_error(exact.step_offset, offset, scale_w))
+    if exact.margin is not None:
+        p = w0.shape[1]
+        shifted = (2.0 / case.lr)[:, None, None] * np.eye(p)[None] - hessian
+        size = np.max(np.abs(shifted), axis=(1, 2))
+        out["the convergence test (2/lr) I - H"] = np.max(np.stack([
+            relative_error(exact.margin[:, k - 1:k], np.linalg.det(shifted[:, :k, :k])[:, None], size**k)
+            for k in range(1, p + 1)]), axis=0)
     if exact.A is not None:
         phi = exact.basis
         f_zero, jac_probe = _evaluate(case, case.probes, np.zeros_like(w0))

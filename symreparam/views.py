@@ -26,6 +26,15 @@ def _name_tex(name: str) -> str:
     return tex(sp.Symbol(name))
 
 
+def _aligned(line: str) -> str:
+    """``lhs = rhs`` as ``lhs &= rhs`` for an align* environment (a line without a relation is left alone)."""
+    positions = [i for i in (line.find(" = "), line.find(" \\leftarrow ")) if i >= 0]
+    if not positions:
+        return line
+    at = min(positions) + 1
+    return line[:at] + "&" + line[at:]
+
+
 def _decimal(n: int, d: int) -> str:
     """A plain decimal for pgfplots coordinates (figures only; every printed number stays exact)."""
     return f"{n / d:.6g}"
@@ -149,6 +158,16 @@ class VariantView:
         return tex_rational(int(value.p), int(value.q))
 
     @property
+    def cformula(self) -> str:
+        """c' as the loss defines it: \\frac{2}{n} (mse), \\frac{1}{n} (half-mse) or 2 (sse)."""
+        return {"mse": "\\frac{2}{n}", "half-mse": "\\frac{1}{n}", "sse": "2"}[self.loss]
+
+    @cached_property
+    def cfactor(self) -> str:
+        """c' as a factor in front of a sum or product: empty when it is 1, else ``2\\,``."""
+        return "" if self.cprime == "1" else self.cprime + "\\, "
+
+    @property
     def lr(self) -> str:
         """The learning rate."""
         return tex_rational(*self.fraction("lr"))
@@ -179,6 +198,22 @@ class VariantView:
         """Data point i (0-based) as decimal ``x,y`` coordinates for a figure."""
         last = len(self.batch.data[i]) - 1
         return f"{_decimal(*self.fraction(f'data.{i + 1}.0'))},{_decimal(*self.fraction(f'data.{i + 1}.{last}'))}"
+
+    @property
+    def n_points(self) -> int:
+        """n, the number of data points."""
+        return len(self.batch.data)
+
+    @property
+    def single_point(self) -> bool:
+        """Whether there is one data point (sheets then name it inline instead of in a table)."""
+        return len(self.batch.data) == 1
+
+    @cached_property
+    def point_tuple(self) -> str:
+        """The first data point as ``(x, y) = (7, 10)`` in LaTeX."""
+        names = ", ".join([*self.inputs, "y"])
+        return f"({names}) = ({', '.join(self.points[0])})"
 
     @cached_property
     def data_coordinates(self) -> str:
@@ -341,7 +376,8 @@ class ModelView:
             if residuals:
                 terms = [f"{r} \\cdot {tex_operand(*f(f'J.{i}.{w}'))}" for i, r in enumerate(residuals, 1)]
                 inner = terms[0] if n == 1 else "\\left(" + " + ".join(terms) + "\\right)"
-                out.append(f"{head}{cprime} \\cdot {inner} = {value}")
+                factor = "" if cprime == "1" else f"{cprime} \\cdot "
+                out.append(f"{head}{factor}{inner} = {value}")
             else:
                 out.append(head + value)
         return out
@@ -356,8 +392,9 @@ class ModelView:
 
     @cached_property
     def work(self) -> str:
-        """The whole first step (residuals, chain rule, gradient, update) as lines of a gather*."""
-        return " \\\\\n".join(self.residuals + self.partials + self.gradient + self.updates)
+        """The whole first step (residuals, chain rule, gradient, update) as lines of an align*, aligned at
+        the first ``=`` or ``\\leftarrow`` of each line."""
+        return " \\\\\n".join(_aligned(line) for line in self.residuals + self.partials + self.gradient + self.updates)
 
     def function(self, which: str) -> str:
         """f(x) = ... from basis coefficients (start, end, step, limit_coef, newton_coef)."""
@@ -367,6 +404,21 @@ class ModelView:
         """A pmatrix of answers ``{name}.{key}.{row}.{col}``."""
         body = r" \\ ".join(" & ".join(tex_rational(*self._f(f"{key}.{r}.{c}")) for c in cols) for r in rows)
         return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
+
+    def vector(self, key: str) -> str:
+        """A column of answers ``{name}.{key}.{w}`` over the parameters (grad, newton_move, v, ...)."""
+        body = r" \\ ".join(tex_rational(*self._f(f"{key}.{w}")) for w in self.shape.params)
+        return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
+
+    @cached_property
+    def H(self) -> str:
+        """The Hessian of the loss in the parameters, c' J^T J."""
+        return self.matrix("H", self.shape.params, self.shape.params)
+
+    @cached_property
+    def M(self) -> str:
+        """M in one step written as the affine map w -> M w + v."""
+        return self.matrix("M", self.shape.params, self.shape.params)
 
     @cached_property
     def A(self) -> str:

@@ -45,6 +45,15 @@ def test_json_contract_reads_back_exactly():
         assert key in f1
 
 
+def test_limit_reached_says_whether_the_rate_goes_there():
+    doc = json.loads(run("solve", "--format", "json").output)
+    assert [m["limit_reached"] for m in doc["models"]] == [False, False]  # lr 1/10 diverges for both
+    doc = json.loads(run("solve", "--format", "json", "--lr", "1/100").output)
+    assert [m["limit_reached"] for m in doc["models"]] == [True, False]  # 1/100 < 1/50 but > 1/4901
+    doc = json.loads(run("solve", "--format", "json", "--lr", "eta").output)
+    assert [m["limit_reached"] for m in doc["models"]] == [None, None]
+
+
 def test_symbolic_learning_rate_in_json():
     doc = json.loads(run("solve", "--lr", "eta", "--format", "json").output)
     eta = sp.Symbol("eta")
@@ -108,6 +117,11 @@ BAD = [
     (["--model", "x", "--data", "x=1,y=1"], "has no parameters to train"),
     (["--model", "w*x", "--init", "w=1", "--data", "x=1,y=1", "--data", "z=1,y=2"], "--data 2: has inputs z"),
     (["missing.toml"], "missing.toml: no such file"),
+    (["--model", "w*E + b", "--init", "w=1", "--init", "b=1", "--data", "x=1,y=1"], "--model 1: 'E' is a reserved name"),
+    (["--model", "w*x", "--init", "w=1", "--data", "S=1,y=1"], "--data 1: 'S' is a reserved name"),
+    (["--lr", "beta"], "--lr: 'beta' is a reserved name"),
+    (["--model", "eta*x + b", "--init", "eta=1", "--init", "b=0", "--data", "x=1,y=1", "--lr", "eta"],
+     "--lr: the learning rate may not use eta (a name of the model or data); use a new name such as lr"),
 ]
 
 

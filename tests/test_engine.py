@@ -177,3 +177,26 @@ def test_problem_validation_names_the_field():
         build_problem(["w1*x + w2"], ["w1=1", "w2=2"], ["x=1,y=2", "x=3"])
     with pytest.raises(ProblemError, match=r"^--init: no initial value for w2"):
         build_problem(["w1*x + w2"], ["w1=1"], ["x=1,y=2"])
+
+
+def test_transcendental_features_with_several_points():
+    # f = w1 e^x + w2 at x = 0, 1: J = [[1, 1], [e, 1]], mse with n = 2 so H = J^T J.
+    # tr H = e^2 + 3, det H = det(J)^2 = (1 - e)^2: lambda_max = (tr + sqrt(tr^2 - 4 det)) / 2, exactly.
+    sol = solve(models=["w1*exp(x) + w2"], init=["w1=1", "w2=0"], data=["x=0,y=1", "x=1,y=0"])
+    st = sol.models[0].derivation.stability
+    e = sp.E
+    tr, det = e**2 + 3, (1 - e) ** 2
+    assert abs(sp.N(st.lambda_max - (tr + sp.sqrt(tr**2 - 4 * det)) / 2, 50)) < sp.Float("1e-45")
+    # three non-zero eigenvalues with transcendental entries: no closed form, said so
+    sol = solve(models=["w1*exp(x) + w2*x + w3"], init=["w1=1", "w2=0", "w3=0"],
+                data=["x=0,y=1", "x=1,y=0", "x=2,y=1", "x=3,y=1"])
+    d = sol.models[0].derivation
+    assert d.stability is None and [n.kind for n in d.notes] == ["stability-no-closed-form"]
+    assert d.limit is not None
+
+
+def test_a_start_that_fits_the_data_stays_put():
+    # f(7) = 7 = y: the gradient is zero, so even a rate far above 2/lambda = 1/49 moves nothing
+    sol = solve(models=["w*x"], init=["w=1"], data=["x=7,y=7"], lr="1")
+    d = sol.models[0].derivation
+    assert d.final == (1,) and d.stability.max_lr == R(1, 49) and d.stability.behaviour == "stays put"

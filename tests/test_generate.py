@@ -132,6 +132,9 @@ def test_same_seed_same_bytes_and_other_seed_other_variants(tmp_path):
     # a variant depends only on (family, seed, id): asking for more variants does not change the first ones
     more = generate(Request(family=fam, variants=7, seed="9", formats=("tex",)))
     assert more.files["key-1.tex"] == one.files["key-1.tex"]
+    # ... not even when the file names get a leading zero
+    ten = generate(Request(family=fam, variants=10, seed="9", formats=("tex",)))
+    assert ten.files["key-01.tex"] == one.files["key-1.tex"] and "key-10.tex" in ten.files
 
 
 def test_manifest_records_everything(tmp_path):
@@ -237,6 +240,7 @@ def test_roster_gives_one_named_variant_per_student(tmp_path):
     ("name,id\n1,a\n", "the first line must be the header id,name"),
     ("id,name\n1,a\n1,b\n", "id '1' appears twice"),
     ("id,name\n", "no students listed"),
+    ("id,name\na b,Ann\na_b,Bob\n", "the ids 'a b' and 'a_b' give the same file name 'a_b'"),
 ])
 def test_bad_rosters(tmp_path, content, message):
     roster = tmp_path / "r.csv"

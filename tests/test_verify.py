@@ -93,3 +93,32 @@ def test_exact_float_is_correctly_rounded_and_handles_huge():
 def test_solution_renders_in_jupyter():
     latex = solve()._repr_latex_()
     assert latex.startswith("$") and "141 x" in latex and "\\frac{12 x}{5}" in latex
+
+
+@pytest.mark.parametrize("family_name, key", [
+    ("multi-step", "f2.margin.2"),
+    ("multi-step", "f1.M.w1.w2"),
+    ("multi-step", "f2.v.w3"),
+    ("multi-step", "f2.coef.2.slope"),
+    ("newton-invariance", "f2.H.w3.w3"),
+    ("newton-invariance", "f1.newton_move.w2"),
+    ("reparam-one-step", "f2.w3.1"),
+    ("reparam-one-step", "ratio.f2.slope"),
+])
+def test_generator_check_catches_a_wrong_answer(family_name, key):
+    """Every answer key a template can show is re-computed in float64: one wrong value fails its variant."""
+    from dataclasses import replace as dc_replace
+
+    from symreparam import family
+    from symreparam.exactvec import Values
+    from symreparam.generate import Request, solve_variants
+    from symreparam.program import verify_batch
+
+    fam = family.load(family.find(family_name))
+    (accepted,) = solve_variants(Request(family=fam, variants=1, seed="2"))
+    batch = accepted.batch
+    assert verify_batch(batch)[0] < 1e-12
+    good = batch.values[key]
+    wrong = Values(good.num + good.den, good.den)  # off by exactly one
+    tampered = dc_replace(batch, values={**batch.values, key: wrong})
+    assert verify_batch(tampered)[0] > 1e-6
