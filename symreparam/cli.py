@@ -23,7 +23,29 @@ EXIT_INTERNAL = 70
 
 
 class _Group(click.Group):
-    """Turns library errors into one line and an exit code, never a traceback."""
+    """Turns library errors and click's own usage errors into one line and an exit code, never a
+    traceback or a usage screen."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except OSError as exc:  # e.g. a closed pipe: `symreparam solve | head -1`
+            if getattr(exc, "errno", None) == 32:
+                sys.exit(0)
+            raise
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx):
         from symreparam.errors import SymreparamError
@@ -44,16 +66,22 @@ class _Group(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="symreparam")
-def cli() -> None:
+@click.pass_context
+def cli(ctx) -> None:
     """Exact gradient descent under reparameterisation, for machine-learning teaching.
 
     \b
     symreparam solve                      the reference exercise, worked step by step
     symreparam solve problem.toml         your own problem (schema in the README)
-    symreparam solve --help               every option, with examples
+    symreparam list                       the exercise families
+    symreparam generate FAMILY -n 30      homework variants, answer keys, PDFs, Moodle quizzes
+    symreparam check --answer w1=2.4      check your answers to the reference exercise
+    symreparam COMMAND --help             every option of a command, with examples
     """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -74,7 +102,7 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("--templates", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="A folder of your own templates (solve.tex, solve.md) overriding the bundled ones.")
 def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force, templates) -> None:
     """Solve a gradient-descent problem exactly and check it against NumPy.
@@ -92,12 +120,14 @@ def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force,
       symreparam solve --model '(u+v)*x + (u-v)' --init u=1 --init v=0 --data x=1,y=2 --data x=2,y=3
       symreparam solve problem.toml --format latex -o answer.tex
     """
+    from symreparam.errors import SymreparamError
     from symreparam.problem import REFERENCE, Origin, build_problem, read_problem_file
     from symreparam.render import render
     from symreparam.solution import solve as solve_problem
 
+    # An empty --lr '' is an error to report, not a flag to ignore: only absent flags fall through.
     flags = {"lr": lr, "steps": steps, "loss": loss, "models": list(models), "init": list(init), "data": list(data)}
-    flags = {key: value for key, value in flags.items() if value}
+    flags = {key: value for key, value in flags.items() if value is not None and value != []}
     if "init" in flags and "models" not in flags:
         flags["init"] = None  # merged name by name below, so one value can be changed on its own
     if problem_file is not None:
@@ -112,7 +142,13 @@ def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force,
         origin = Origin()
     if flags.get("init", ()) is None:
         flags["init"] = _merge_init(fields["init"], init)
-    problem = build_problem(**{**fields, **flags}, origin=origin)
+    try:
+        problem = build_problem(**{**fields, **flags}, origin=origin)
+    except SymreparamError as exc:
+        if problem_file is not None and "models" in flags and "init" not in flags:
+            raise type(exc)(exc.field, f"{exc.message} (--model replaced the file's models: give --init for "
+                            "their parameters)") from None
+        raise
     solution = solve_problem(problem)
     _emit(render(solution, fmt, templates), output, force)
 
@@ -227,10 +263,17 @@ class _Progress:
 
 def _merge_init(base, items) -> dict[str, str]:
     """Initial values of the file or reference, with --init flags replacing them name by name."""
+    from symreparam.errors import SymreparamError
     from symreparam.parse import split_assignment
 
     merged = dict(base) if isinstance(base, dict) else dict(split_assignment(b, "--init") for b in base)
-    merged.update(split_assignment(item, "--init") for item in items)
+    given: set[str] = set()
+    for item in items:
+        name, value = split_assignment(item, "--init")
+        if name in given:
+            raise SymreparamError("--init", f"{name} is given twice")
+        given.add(name)
+        merged[name] = value
     return merged
 
 

@@ -16,9 +16,48 @@ from symreparam.errors import ProblemError
 from symreparam.problem import Model, Problem
 from symreparam.reparam import LinearForm, decompose, linear_form
 
-# Exact iterates of non-linear models nest (exp of exp of ...); past this many operations they are
-# no longer an answer anyone can read, and further steps would only burn time.
-MAX_ITERATE_OPS = 4000
+# Exact iterates of non-linear models nest (exp of exp of ...) and roughly triple in size per step;
+# past this many operations they are no longer an answer anyone can read, and the next step would
+# take minutes.
+MAX_ITERATE_OPS = 600
+# Exact numbers beyond about 4000 digits are neither readable nor printable (Python refuses to print
+# integers of more than 4300 digits), and polynomials in a symbolic learning rate beyond this many
+# bits of coefficients in all take seconds per step.
+MAX_NUMBER_BITS = 13_000
+MAX_ITERATE_BITS = 200_000
+
+
+def _bits(value: sp.Rational) -> int:
+    return max(abs(value.p).bit_length(), value.q.bit_length())
+
+
+def _too_large(values) -> str | None:
+    """Why an iterate is too large to be a useful exact answer, or None."""
+    total = 0
+    for value in values:
+        if value.is_Rational:
+            size = _bits(value)
+            if size > MAX_NUMBER_BITS:
+                return f"has numbers of {int(size * 0.30103)} digits"
+            total += size
+            continue
+        numbers = value.atoms(sp.Rational)
+        largest = max((_bits(a) for a in numbers), default=0)
+        if largest > MAX_NUMBER_BITS:
+            return f"has numbers of {int(largest * 0.30103)} digits"
+        total += sum(_bits(a) for a in numbers)
+    if total > MAX_ITERATE_BITS:
+        return f"has {total // 3} digits in all"
+    return None
+
+
+def _undefined(value: sp.Expr) -> bool:
+    """Whether an exact value is not a finite real number (zoo from 1/0 or log(0), nan, I from sqrt(-1))."""
+    return bool(value.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I)) or value.is_real is False
+
+
+def _where(data, i: int) -> str:
+    return ", ".join(f"{s.name} = {sp.sstr(v)}" for s, v in zip(data.input_symbols, data.inputs[i])) or "the data"
 
 
 @dataclass(frozen=True)
@@ -121,6 +160,7 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
             sp.expand(model.expression.xreplace({**pt, **at_w0}) - y) for pt, y in zip(points, data.targets)
         )
         jac_rows = [[sp.expand(d.xreplace({**pt, **at_w0})) for d in partials] for pt in points]
+    _check_defined(model, data, residuals, jac_rows, w0)
     jacobian = sp.ImmutableMatrix(jac_rows)
     cprime = loss_factor(problem)
     j, r0 = linalg.unify(linalg.to_domain(jac_rows), linalg.to_domain(linalg.column(residuals)))
@@ -148,7 +188,7 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
 
     notes: list[Note] = []
     if form is not None:
-        trajectory = _linear_trajectory(problem, jac_rows, residuals, w0)
+        trajectory = _linear_trajectory(problem, model, jac_rows, residuals, w0)
         stability = _stability(problem, jacobian, residuals)
         if stability is None and not jacobian.free_symbols:
             notes.append(Note("stability-no-closed-form", (("model", model.name),)))
@@ -183,48 +223,117 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
     )
 
 
-def _linear_trajectory(problem: Problem, jac_rows, residuals, w0) -> tuple[tuple[sp.Expr, ...], ...]:
-    """Iterate w <- w - lr * c' * J^T (J w + f0 - y) exactly: an affine map M w + v on DomainMatrix."""
-    j = linalg.to_domain(jac_rows, problem.lr, loss_factor(problem), *w0, *residuals)
+def _check_defined(model: Model, data, residuals, jac_rows, values, step: int = 0) -> None:
+    """Refuse a model that is undefined, or has no derivative, at the data for the current parameters.
+
+    At the start the starting values are at fault (``--init``); after a step, the step left the
+    model's domain (``--lr``). Exact values make the diagnosis sure: log(0) is zoo, sqrt(-1) has I.
+    """
+    field = "--init" if step == 0 else "--lr"
+    when = "at the start" if step == 0 else f"after step {step}"
+    fix = "change the starting values" if step == 0 else "use a smaller learning rate or fewer steps"
+    for i, r in enumerate(residuals):
+        if _undefined(r):
+            raise ProblemError(field, f"{model.name} is not a finite real number at {_where(data, i)} {when} "
+                               f"(a division by zero, or log or sqrt of a non-positive number); {fix}")
+    for i, row in enumerate(jac_rows):
+        for w, g in zip(model.params, row):
+            if _undefined(g):
+                raise ProblemError(field, f"{model.name} has no finite real derivative in {w.name} at "
+                                   f"{_where(data, i)} {when} (e.g. sqrt at 0); {fix}")
+    _check_kinks(model, data, values, step)
+
+
+def _check_kinks(model: Model, data, values, step: int) -> None:
+    """abs(...) of the parameters has no derivative where its argument is zero; GD would silently use 0."""
+    kinks = [a for a in model.expression.atoms(sp.Abs) if a.args[0].free_symbols & set(model.params)]
+    if not kinks:
+        return
+    at = dict(zip(model.params, values))
+    for i in range(data.size):
+        point = {**data.substitution(i), **at}
+        for kink in kinks:
+            if sp.expand(kink.args[0].xreplace(point)) == 0:
+                when = "at the start" if step == 0 else f"after step {step}"
+                raise ProblemError("--init" if step == 0 else "--lr",
+                                   f"{model.name} uses {sp.sstr(kink)}, which has no derivative where its argument "
+                                   f"is 0, as it is at {_where(data, i)} {when}; "
+                                   + ("start elsewhere" if step == 0 else "use another learning rate"))
+
+
+def _linear_trajectory(problem: Problem, model: Model, jac_rows, residuals, w0) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Iterate w <- w - lr * c' * J^T (J (w - w0) + r0) exactly (the residual of an affine model)."""
+    return affine_trajectory(jac_rows, residuals, w0, problem.lr * loss_factor(problem), problem.steps, model.name)
+
+
+def affine_trajectory(jac_rows, residuals, w0, rate: sp.Expr, steps: int, name: str, *,
+                      student_rows=None, mask=None) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Exact gradient-descent iterates of a model affine in its parameters, as an affine map on DomainMatrix.
+
+    The residual at w is J (w - w0) + r0, and one step is w <- w - rate * D * G^T r(w): the correct
+    step has G = J (``student_rows`` None) and D = I (``mask`` None). A student's path differs only in
+    G (a forgotten chain-rule factor), D (a parameter left out) and ``rate`` (a wrong loss factor, the
+    learning rate left out or squared, the sign), so mistakes reuse this one mechanism.
+    Raises :class:`ProblemError` when the iterates grow too large to be a useful exact answer.
+    """
+    own = student_rows is not None or mask is not None
+    g_rows = jac_rows if student_rows is None else student_rows
+    if mask is not None:  # a parameter left out of the update: its column of G is zero
+        g_rows = [[e if keep else sp.Integer(0) for e, keep in zip(row, mask)] for row in g_rows]
+    j = linalg.to_domain(jac_rows, rate, *w0, *residuals, *(e for row in g_rows for e in row))
     domain = j.domain
     p = j.shape[1]
-    lr = domain.from_sympy(problem.lr * loss_factor(problem))
-    jt = j.transpose()
-    # The residual at w is J (w - w0) + r0, so the affine map is built around w0.
+    gt = (linalg.to_domain(g_rows).convert_to(domain) if own else j).transpose()
+    step_rate = domain.from_sympy(rate)
     w0_vec = linalg.to_domain(linalg.column(w0)).convert_to(domain)
     r0 = linalg.to_domain(linalg.column(residuals)).convert_to(domain)
-    m = linalg.identity(p, domain) - (jt * j) * lr
-    v = w0_vec - m * w0_vec - (jt * r0) * lr
+    m = linalg.identity(p, domain) - (gt * j) * step_rate
+    v = w0_vec - m * w0_vec - (gt * r0) * step_rate
     out = [tuple(w0)]
     w = w0_vec
-    for _ in range(problem.steps):
+    for step in range(1, steps + 1):
         w = m * w + v
-        out.append(tuple(linalg.entries(w)))
+        values = tuple(linalg.entries(w))
+        _check_size(values, name, step)
+        out.append(values)
     return tuple(out)
 
 
+def _check_size(values, name: str, step: int) -> None:
+    why = _too_large(values)
+    if why is None:
+        return
+    fix = f"use at most {step - 1} step{'s' if step > 2 else ''}" if step > 1 else "use a simpler learning rate"
+    raise ProblemError("--steps", f"the exact parameters of {name} after step {step} {why}, too large to be a "
+                       f"useful exact answer; {fix}")
+
+
 def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple[tuple[sp.Expr, ...], ...]:
-    """Iterate GD by exact substitution into the symbolic gradient of the loss."""
+    """Iterate GD by exact substitution into the symbolic gradient of the loss, checking at every step
+    that the model is still defined and differentiable there and that the iterates stay readable."""
     data = problem.data
     cprime = loss_factor(problem)
-    grad = []
-    for d in partials:
-        terms = []
-        for i in range(data.size):
-            pt = data.substitution(i)
-            terms.append((model.expression.xreplace(pt) - data.targets[i]) * d.xreplace(pt))
-        grad.append(cprime * sp.Add(*terms))
+    points = [data.substitution(i) for i in range(data.size)]
+    values_at = [model.expression.xreplace(pt) for pt in points]
+    partials_at = [[d.xreplace(pt) for d in partials] for pt in points]
     out = [tuple(w0)]
     w = tuple(w0)
     for step in range(1, problem.steps + 1):
         at = dict(zip(model.params, w))
-        w = tuple(sp.expand(wj - problem.lr * g.xreplace(at)) for wj, g in zip(w, grad))
+        residuals = [sp.expand(f.xreplace(at) - y) for f, y in zip(values_at, data.targets)]
+        jac = [[sp.expand(d.xreplace(at)) for d in row] for row in partials_at]
+        if step > 1:
+            _check_defined(model, data, residuals, jac, w, step - 1)
+        grad = [cprime * sp.Add(*(r * row[j] for r, row in zip(residuals, jac))) for j in range(len(w))]
+        w = tuple(sp.expand(wj - problem.lr * gj) for wj, gj in zip(w, grad))
         if sum(sp.count_ops(e) for e in w) > MAX_ITERATE_OPS:
             raise ProblemError(
                 "--steps",
                 f"the exact iterates of {model.name} grow too large to be useful after step {step} "
-                f"(it is not linear in its parameters); use at most {max(step - 1, 1)} steps",
+                f"(it is not linear in its parameters); "
+                + (f"use at most {step - 1} step{'s' if step > 2 else ''}" if step > 1 else "use a numeric learning rate"),
             )
+        _check_size(w, model.name, step)
         out.append(w)
     return tuple(out)
 

@@ -159,16 +159,17 @@ def load(path: Path) -> Family:
     """Read and validate a family file; every refusal names the file and the key."""
     import tomllib
 
+    from symreparam.files import read_text
+
     label = path.name
+    text = read_text(path, str(path), "family file")
+    raw = text.encode("utf-8")
     try:
-        raw = path.read_bytes()
-        doc = tomllib.loads(raw.decode("utf-8"), parse_float=str)
-    except OSError as exc:
-        raise FamilyError(str(path), f"cannot read the file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise FamilyError(label, "is not UTF-8 text") from None
+        doc = tomllib.loads(text, parse_float=str)
     except tomllib.TOMLDecodeError as exc:
         raise FamilyError(label, f"not valid TOML: {exc}") from None
+    except (RecursionError, ValueError) as exc:
+        raise FamilyError(label, f"not usable TOML: {str(exc)[:80] or 'nested too deeply'}") from None
     _known(doc, _FAMILY_KEYS, label)
     name = _text(doc, "name", label)
     if name != path.stem:

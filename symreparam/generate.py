@@ -92,13 +92,13 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def read_roster(path: Path) -> tuple[tuple[str, str], ...]:
     """A CSV with columns id,name (header required); ids must be unique and non-empty."""
+    from symreparam.files import read_text
+
+    text = read_text(path, f"--roster {path}", "CSV file with columns id,name")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SymreparamError("--roster", f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SymreparamError("--roster", f"{path}: cannot read it as UTF-8 text ({exc.__class__.__name__})") from None
-    rows = list(csv.reader(io.StringIO(text)))
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise SymreparamError("--roster", f"{path}: not valid CSV ({exc})") from None
     if not rows or [c.strip().lower() for c in rows[0][:2]] != ["id", "name"]:
         raise SymreparamError("--roster", f"{path}: the first line must be the header id,name")
     out, seen = [], set()

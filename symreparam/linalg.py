@@ -21,7 +21,8 @@ def to_domain(rows: Sequence[Sequence[sp.Expr]], *extra: sp.Expr, field: bool = 
     nrows = len(rows)
     ncols = len(rows[0]) if nrows else 0
     flat = [sp.sympify(e, strict=True) for row in rows for e in row]
-    domain, elements = construct_domain(flat + [sp.sympify(e, strict=True) for e in extra], field=field)
+    # extension=True: sqrt(2) becomes an element of QQ<sqrt(2)> instead of the slow generic EX domain
+    domain, elements = construct_domain(flat + [sp.sympify(e, strict=True) for e in extra], field=field, extension=True)
     # use the converted elements: an unexpanded entry such as k*x + x*(s - k) converts only after
     # construct_domain has expanded it
     it = iter(elements[: len(flat)])

@@ -138,7 +138,9 @@ def _reserved_names() -> frozenset[str]:
     """
     import builtins
 
-    return frozenset(sympy.__all__) | frozenset(n for n in dir(builtins) if not n.startswith("_"))
+    # inf and infinity would read as a name where the user meant a number that is not allowed anyway
+    return (frozenset(sympy.__all__) | frozenset(n for n in dir(builtins) if not n.startswith("_"))
+            | {"inf", "infinity", "Inf", "Infinity", "NaN"})
 
 
 _RESERVED = _reserved_names()
@@ -582,7 +584,8 @@ def _checked_name(text: str, column: int, ctx: _Context) -> str:
     if ctx.student and "_" in text and not (ctx.names is not None and text in ctx.names):
         text = text.replace("_", "")
     if text in _KEYWORDS:
-        raise ctx.error(f"'{text}' cannot be used as a name (column {column})")
+        raise ctx.error(f"'{text}' is a Python keyword and cannot be used as a name (column {column}); "
+                        f"use another name, e.g. {text[:3]}1")
     if len(text) > ctx.limits.max_name_length:
         raise ctx.error(
             f"name '{_quote(text, 20)}' at column {column} is too long "
@@ -1332,7 +1335,8 @@ def _check_assigned_name(name: str, field: str) -> None:
             "letters, digits and '_'",
         )
     if name in _KEYWORDS:
-        raise ParseError(field, f"'{name}' cannot be used as a name")
+        raise ParseError(field, f"'{name}' is a Python keyword and cannot be used as a name; use another name, "
+                         f"e.g. {name[:3]}1")
     if name in FUNCTIONS:
         raise ParseError(field, f"'{name}' is a function and cannot be used as a name")
     if name in _RESERVED:

@@ -20,6 +20,10 @@ from symreparam.parse import parse_assignments, parse_expression, parse_number, 
 
 TARGET = "y"
 MAX_STEPS = 1000
+# Bounds that keep every problem a teaching-sized one, answered in seconds.
+MAX_MODELS = 10
+MAX_POINTS = 200
+MAX_PARAMS = 30
 
 
 class Loss(Enum):
@@ -138,7 +142,7 @@ class Origin:
 
 def natural_key(name: str) -> tuple:
     """Sort key that puts w2 before w10."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"([0-9]+)", name))
 
 
 REFERENCE = {
@@ -176,15 +180,22 @@ def build_problem(
     """
     if not models:
         raise ProblemError(origin.field("models"), "no model given; add one, e.g. --model 'w1*x + w2'")
+    if len(models) > MAX_MODELS:
+        raise ProblemError(origin.field("models"), f"{len(models)} models given; compare at most {MAX_MODELS}")
+    # The models are read first, so that a typo in one is reported before anything about the data.
+    expressions = [parse_expression(str(text), origin.field("models", i)) for i, text in enumerate(models, start=1)]
     if not data:
         raise ProblemError(origin.field("data"), "no data point given; add one, e.g. --data x=7,y=10")
+    if len(data) > MAX_POINTS:
+        raise ProblemError(origin.field("data"), f"{len(data)} data points given; use at most {MAX_POINTS}")
     names = frozenset(constants)
     dataset = _build_dataset(data, origin, names)
     inputs = {s.name for s in dataset.input_symbols}
     clash = sorted(inputs & names)
     if clash:
         raise ProblemError(origin.field("data", 1), f"{clash[0]} is both an input and a drawn constant")
-    built = tuple(_build_model(text, i, inputs | names, origin) for i, text in enumerate(models, start=1))
+    built = tuple(_build_model(text, expr, i, inputs | names, origin)
+                  for i, (text, expr) in enumerate(zip(models, expressions), start=1))
     used = {s.name for m in built for s in m.expression.free_symbols}
     unused = sorted(inputs - used, key=natural_key)
     if unused:
@@ -193,6 +204,8 @@ def build_problem(
     initial = _build_initial(init, built, inputs, origin, names)
     loss_value = Loss.parse(loss, origin.field("loss"))
     lr_value = _build_lr(lr, built, inputs, origin)
+    _check_distinct_names([s.name for s in dataset.input_symbols] + [w.name for w, _ in initial]
+                          + [s.name for s in lr_value.free_symbols] + sorted(names), origin)
     steps_value = _build_steps(steps, origin)
     query_points = tuple(
         tuple(_value(str(q.get(s.name, "")), f"{origin.field('queries', i)} {s.name}", names)
@@ -246,16 +259,32 @@ def _check_name(name: str, field_name: str) -> None:
         raise ProblemError(field_name, f"{name!r} is not a valid name; use letters, digits and _")
 
 
-def _build_model(text: str, index: int, inputs: set[str], origin: Origin) -> Model:
+def _check_distinct_names(all_names: list[str], origin: Origin) -> None:
+    """Refuse two names that would look the same in the worked solution (w1 and w_1 both print as w_1,
+    and b__c would print as b to the power c)."""
+    seen: dict[str, str] = {}
+    for name in dict.fromkeys(all_names):
+        if "__" in name:
+            raise ProblemError(origin.field("models"), f"the name {name} has a double underscore, which LaTeX would "
+                               "print as a power; use a single one")
+        key = name.replace("_", "")
+        if key in seen and seen[key] != name:
+            raise ProblemError(origin.field("models"), f"the names {seen[key]} and {name} would print the same in "
+                               "the worked solution; rename one")
+        seen[key] = name
+
+
+def _build_model(text: str, expr: sp.Expr, index: int, inputs: set[str], origin: Origin) -> Model:
     """One model; every name that is not an input (or a drawn constant) is a parameter."""
     name = origin.field("models", index)
-    expr = parse_expression(str(text), name)
     used = {s.name for s in expr.free_symbols}
     if TARGET in used:
         raise ProblemError(name, f"{TARGET} is the target; a model may not use it")
     params = sorted((s for s in expr.free_symbols if s.name not in inputs), key=lambda s: natural_key(s.name))
     if not params:
         raise ProblemError(name, "has no parameters to train; every name in it is an input")
+    if len(params) > MAX_PARAMS:
+        raise ProblemError(name, f"has {len(params)} parameters; use at most {MAX_PARAMS}")
     return Model(f"f{index}", expr, tuple(params), str(text).strip())
 
 
@@ -301,13 +330,20 @@ def _build_lr(text, models: tuple[Model, ...], inputs: set[str], origin: Origin)
                            f"use a new name such as {free}")
     if not value.free_symbols and not value.is_positive:
         raise ProblemError(label, f"the learning rate must be positive, got {value}")
+    if value.free_symbols:
+        # A symbolic rate must be positive whatever positive values its names take (eta, eta/2, eta**2
+        # are; -eta and 1 - eta are not, or not always).
+        positive = {s: sp.Dummy(s.name, positive=True) for s in value.free_symbols}
+        if value.xreplace(positive).is_positive is not True:
+            raise ProblemError(label, f"the learning rate {sp.sstr(value)} is not positive for every positive "
+                               f"{', '.join(sorted(s.name for s in value.free_symbols))}; use e.g. eta or eta/2")
     return value
 
 
 def _build_steps(steps, origin: Origin) -> int:
     label = origin.field("steps")
     text = str(steps).strip()
-    if not re.fullmatch(r"\d{1,6}", text):
+    if not re.fullmatch(r"[0-9]{1,6}", text):
         raise ProblemError(label, f"expected a whole number of steps from 1 to {MAX_STEPS}, got {text!r}")
     value = int(text)
     if not 1 <= value <= MAX_STEPS:
@@ -324,22 +360,25 @@ class _Literal(str):
 
 def read_problem_file(path: str | Path) -> dict:
     """The raw fields of a TOML problem file (schema in the README), checked for shape only."""
-    import tomllib  # only needed for files; kept off the start-up path of flag-only runs
+    from symreparam.files import read_text
 
     path = Path(path)
+    raw = read_text(path, str(path), "TOML problem file")
+    return problem_fields(load_toml(raw, path.name), path.name)
+
+
+def load_toml(raw: str, label: str) -> dict:
+    """Parse TOML text, keeping the source text of floats (so 0.1 stays exactly 1/10)."""
+    import tomllib
+
     try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProblemError(str(path), "no such file; give the path of a TOML problem file") from None
-    except IsADirectoryError:
-        raise ProblemError(str(path), "is a folder; give the path of a TOML problem file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemError(str(path), f"cannot read the file ({exc.__class__.__name__})") from None
-    try:
-        doc = tomllib.loads(raw, parse_float=_Literal)
+        return tomllib.loads(raw, parse_float=_Literal)
     except tomllib.TOMLDecodeError as exc:
-        raise ProblemError(path.name, f"not valid TOML: {exc}") from None
-    return problem_fields(doc, path.name)
+        raise ProblemError(label, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ProblemError(label, "not valid TOML here: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ProblemError(label, f"not usable TOML: {str(exc)[:80]}") from None
 
 
 def problem_fields(doc: Mapping, label: str) -> dict:
@@ -365,7 +404,11 @@ def problem_fields(doc: Mapping, label: str) -> dict:
                         *((k, [doc[k]]) for k in ("lr", "steps", "loss") if k in doc)):
         for value in values:
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise ProblemError(origin.field(key), f"expected a number or a string, got {value!r}")
+                shown = repr(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ProblemError(origin.field(key), f"expected a number or a string, got {shown}")
+            if isinstance(value, _Literal) and value.strip().lstrip("+-") in ("inf", "nan"):
+                raise ProblemError(origin.field(key), f"{value} is not a number; give an exact value such as 0.1")
     fields = {
         "models": list(models),
         "init": {str(k): str(v) for k, v in init.items()},

@@ -26,7 +26,7 @@ from symreparam.parse import symbol
 from symreparam.problem import Origin, Problem, build_problem
 from symreparam.reparam import Basis, coefficients
 from symreparam.solution import Analysis, analyse
-from symreparam.verify import Case, Exact, check
+from symreparam.verify import Case, Exact, check, quiet
 
 
 def basis_ids(basis: Basis) -> tuple[str, ...]:
@@ -412,6 +412,7 @@ def undefined(batch: Batch) -> np.ndarray:
     return bad
 
 
+@quiet
 def verify_batch(batch: Batch) -> np.ndarray:
     """Largest float64 discrepancy of every variant over every answer of every model, shape (V,)."""
     program = batch.program
@@ -434,7 +435,7 @@ def verify_batch(batch: Batch) -> np.ndarray:
     inputs = data.input_symbols
     basis_fns = program.analysis.basis.functions
     basis_vals = np.stack([compile_model(sp.sympify(f, strict=True), inputs, ())(
-        probes_in.reshape(-1, probes_in.shape[-1]), np.zeros(0))[0].reshape(vsize, m_probes)
+        probes_in.reshape(vsize * m_probes, probes_in.shape[-1]), np.zeros(0))[0].reshape(vsize, m_probes)
         for f in basis_fns], axis=-1)
     ids = program.basis_ids
     lr = batch.lr.floats()
@@ -510,7 +511,7 @@ def verify_batch(batch: Batch) -> np.ndarray:
         )
         errors = check(case, exact)
         # grad_theta L = c' Phi^T r0 with Phi the basis at the data: recomputed from the model's residuals
-        r0 = case.model(case.x.reshape(-1, case.x.shape[-1]), np.repeat(case.w0, n, axis=0))[0].reshape(vsize, n) - y
+        r0 = case.model(case.x.reshape(vsize * n, case.x.shape[-1]), np.repeat(case.w0, n, axis=0))[0].reshape(vsize, n) - y
         gtheta = cprime[:, None] * np.einsum("vnk,vn->vk", basis_vals[:, :n], r0)
         from symreparam.verify import relative_error
         errors["the gradient in theta"] = relative_error(coef("gtheta"), gtheta)

@@ -71,7 +71,14 @@ def environment(kind: str, templates: Path | None = None):
         options.update(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     else:
         options.update(autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    env = jinja2.Environment(**options)
+    if templates is not None:
+        # An instructor's folder may come from anyone: its templates run sandboxed, without access to
+        # Python internals and with bounded ranges (bundled templates are trusted and run faster unsandboxed).
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(**options)
+    else:
+        env = jinja2.Environment(**options)
     env.filters["texescape"] = tex_escape
     env.filters["md_math"] = md_math
     env.filters["upper_first"] = upper_first
@@ -121,6 +128,10 @@ def load_template(env, names: Sequence[str], field: str):
         raise SymreparamError(field, f"no template {' or '.join(names)} in {folders}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise SymreparamError(field, f"{exc.filename or exc.name} line {exc.lineno}: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise SymreparamError(field, f"a template among {', '.join(names)} is not UTF-8 text") from None
+    except (OSError, RecursionError) as exc:
+        raise SymreparamError(field, f"cannot read the template {names[0]} ({exc.__class__.__name__})") from None
 
 
 def render_template(template, field: str, **context) -> str:
@@ -130,7 +141,14 @@ def render_template(template, field: str, **context) -> str:
     try:
         return template.render(**context)
     except jinja2.TemplateError as exc:
-        raise SymreparamError(field, f"template {template.name}: {exc.message or exc}") from None
+        message = " ".join(str(exc.message or exc).split())[:200]
+        raise SymreparamError(field, f"template {template.name}: {message}") from None
+    except UnicodeDecodeError:
+        raise SymreparamError(field, f"template {template.name} includes a file that is not UTF-8 text") from None
+    except RecursionError:
+        raise SymreparamError(field, f"template {template.name} includes or extends itself") from None
+    except OverflowError as exc:  # the sandbox's bound on range()
+        raise SymreparamError(field, f"template {template.name}: {exc}") from None
 
 
 def render_latex_summary(solution: Solution) -> str:
@@ -147,7 +165,7 @@ def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def _block(label: str, lines: Sequence[str], width: int = 16) -> list[str]:
+def _block(label: str, lines: Sequence[str], width: int = 18) -> list[str]:
     out = []
     for i, line in enumerate(lines):
         head = (label if i == 0 else "").ljust(width)

@@ -78,7 +78,8 @@ def model_outline(p: Printer, solution: Solution, ms: ModelSolution) -> dict:
     cprime = loss_factor(problem)
     args = _args(p, solution)
     params = model.params
-    lr = p.expr(problem.lr)
+    # A compound rate (eta - 1) needs parentheses as a factor; 1/10 reads fine without them.
+    lr = p.operand(problem.lr) if problem.lr.is_Add else p.expr(problem.lr)
 
     residuals = []
     for i, r in enumerate(d.residuals[:SHOWN_POINTS]):
@@ -225,8 +226,9 @@ def conclusion(p: Printer, solution: Solution) -> list[str]:
             out.append(p.words("The models do not span the same function class."))
     stab = [(m, m.derivation.stability) for m in models if m.derivation.stability is not None]
     if stab:
-        parts = [f"{p.math(p.expr(s.max_lr))} for {p.math(p.name(m.name))}" for m, s in stab]
-        sentence = p.words("The largest stable learning rate is ") + ", ".join(parts) + p.words(".")
+        parts = [(p.words("at any rate") if s.max_lr == sp.oo else p.words("for rates below ") + p.math(p.expr(s.max_lr)))
+                 + p.words(" for ") + p.math(p.name(m.name)) for m, s in stab]
+        sentence = p.words("Gradient descent converges ") + ", ".join(parts) + p.words(".")
         behaviours = {s.behaviour for _, s in stab}
         if len(behaviours) == 1 and None not in behaviours:
             sentence += p.words(" At ") + p.math(p.expr(solution.problem.lr)) + p.words(
