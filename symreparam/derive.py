@@ -309,13 +309,26 @@ def _check_size(values, name: str, step: int) -> None:
 
 
 def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple[tuple[sp.Expr, ...], ...]:
-    """Iterate GD by exact substitution into the symbolic gradient of the loss, checking at every step
-    that the model is still defined and differentiable there and that the iterates stay readable."""
+    """The correct path of a model that is not affine in its parameters (see :func:`nonlinear_trajectory`)."""
+    return nonlinear_trajectory(problem, model, partials, w0, problem.lr * loss_factor(problem))
+
+
+def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.Expr, *,
+                         student_partials=None, mask=None) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Iterate w <- w - rate * D * sum_i r_i(w) G(x_i; w) by exact substitution, checking at every step that
+    the model is still defined and differentiable there and that the iterates stay readable.
+
+    G is the model's gradient (``student_partials`` None) and D = I (``mask`` None) on the worked
+    solution's path; a student's mistaken path changes them, as in :func:`affine_trajectory`.
+    """
     data = problem.data
-    cprime = loss_factor(problem)
     points = [data.substitution(i) for i in range(data.size)]
     values_at = [model.expression.xreplace(pt) for pt in points]
     partials_at = [[d.xreplace(pt) for d in partials] for pt in points]
+    used = partials if student_partials is None else student_partials
+    if mask is not None:
+        used = [d if keep else sp.Integer(0) for d, keep in zip(used, mask)]
+    used_at = partials_at if used is partials else [[d.xreplace(pt) for d in used] for pt in points]
     out = [tuple(w0)]
     w = tuple(w0)
     for step in range(1, problem.steps + 1):
@@ -324,8 +337,9 @@ def _nonlinear_trajectory(problem: Problem, model: Model, partials, w0) -> tuple
         jac = [[sp.expand(d.xreplace(at)) for d in row] for row in partials_at]
         if step > 1:
             _check_defined(model, data, residuals, jac, w, step - 1)
-        grad = [cprime * sp.Add(*(r * row[j] for r, row in zip(residuals, jac))) for j in range(len(w))]
-        w = tuple(sp.expand(wj - problem.lr * gj) for wj, gj in zip(w, grad))
+        direction = jac if used_at is partials_at else [[sp.expand(d.xreplace(at)) for d in row] for row in used_at]
+        grad = [sp.Add(*(r * row[j] for r, row in zip(residuals, direction))) for j in range(len(w))]
+        w = tuple(sp.expand(wj - rate * gj) for wj, gj in zip(w, grad))
         if sum(sp.count_ops(e) for e in w) > MAX_ITERATE_OPS:
             raise ProblemError(
                 "--steps",

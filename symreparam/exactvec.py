@@ -95,6 +95,16 @@ def compile_rational(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> RationalFun
     return RationalFunction(tuple(s.name for s in symbols), num_poly, den_poly, num_scale, den_scale)
 
 
+def compile_field_element(value, symbols: Sequence[sp.Symbol]) -> RationalFunction:
+    """Like :func:`compile_rational`, for an element of the field of rational functions of ``symbols``
+    (as :mod:`symreparam.malrules` computes them): its numerator and denominator are at hand."""
+    symbols = tuple(symbols)
+    num = _polynomial(value.numer.terms(), len(symbols))
+    den = _polynomial(value.denom.terms(), len(symbols))
+    (num_poly, num_scale), (den_poly, den_scale) = num, den
+    return RationalFunction(tuple(s.name for s in symbols), num_poly, den_poly, num_scale, den_scale)
+
+
 @dataclass(frozen=True)
 class Values:
     """Exact rationals for V variants: ``num / den`` with den > 0 and gcd 1 (den == 0: undefined)."""

@@ -30,7 +30,7 @@ import numpy as np
 from symreparam import __version__
 from symreparam.errors import SymreparamError
 from symreparam.family import Family, FamilyError
-from symreparam.printing import tex_escape, text_rational
+from symreparam.printing import tex_escape
 from symreparam.program import Batch, Program, derive_program, evaluate_program, undefined, verify_batch
 from symreparam.verify import TOLERANCE
 
@@ -213,6 +213,7 @@ def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarra
         else:
             big = (np.abs(num) >= limit) | (den > c.max_denominator)
         fail(big, f"{key} is not a nice number")
+    _no_ambiguous_keys(family, batch, fail)
     ok = np.array([r is None for r in reasons])
     errors = np.full(batch.size, np.inf)
     if np.any(ok):
@@ -221,53 +222,95 @@ def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarra
     return reasons, errors
 
 
+def variant_losses(batch: Batch) -> list[str]:
+    """The loss convention of every variant of a batch (drawn, or the family's)."""
+    fixed = batch.program.problem.loss.value
+    return [drawn.get("loss", fixed) for drawn in batch.drawn]
+
+
+def applicable(batch: Batch, mistake) -> np.ndarray:
+    """Per variant, whether a typical mistake can happen with that variant's loss convention."""
+    n = batch.program.problem.data.size
+    return np.array([mistake.applies(loss, n) for loss in variant_losses(batch)], dtype=bool)
+
+
+def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
+    """Refuse variants where a typical mistake gives an asked answer within the tolerance of the right
+    one: a wrong method must never earn full marks, here or in a Moodle quiz."""
+    from symreparam.malrules import within_tolerance
+    from symreparam.program import mistake_key
+
+    asked = {q.answer for q in family.questions}
+    for mistake in batch.program.mistakes:
+        able = applicable(batch, mistake)
+        for key in mistake.answers:
+            if key not in asked:
+                continue
+            wrong = batch.values[mistake_key(mistake.id, key)]
+            right = batch.values[key]
+            with np.errstate(all="ignore"):
+                close = within_tolerance(wrong.floats(), right.floats())
+            fail(able & (wrong.den != 0) & close,
+                 f"the mistake '{mistake.title}' gives {key} within the tolerance of the right answer")
+
+
 def solve_variants(request: Request, progress: Progress | None = None) -> tuple[Accepted, ...]:
-    """Draw, evaluate, check and redraw until every slot holds a valid variant (or explain why not)."""
+    """Draw, evaluate, check and redraw until every slot holds a valid variant (or explain why not).
+
+    A slot's variant is its first valid attempt (attempt k uses the generator of family, seed, id and k),
+    so it does not depend on the other slots. After a first round, a slot still without a variant tries
+    several attempts at once, which costs far fewer rounds of evaluation for strict families.
+    """
     family = request.family
+    if request.fixed is not None and request.fixed not in family.fixed:
+        known = ", ".join(sorted(family.fixed)) or "none"
+        raise FamilyError("--fixed", f"{family.name} has no fixed variant {request.fixed!r}; it has: {known}")
     slots = _slots(request)
     programs: dict[tuple, Program] = {}
-    attempts = {index: 0 for index, _, _ in slots}
+    tried = {index: 0 for index, _, _ in slots}
     pending = list(slots)
     accepted: dict[int, Accepted] = {}
     failures: Counter[str] = Counter()
     # only the number of steps changes the shape of a derivation; a drawn loss is a symbol
     categorical = [d.name for d in family.draws if d.categorical and d.name != "loss"]
+    width = 1
     while pending:
-        drawn = []
-        for index, ident, _ in pending:
-            attempts[index] += 1
-            if attempts[index] > MAX_ATTEMPTS:
+        candidates = []  # (slot, attempt, drawn values)
+        for slot in pending:
+            index, ident, _ = slot
+            if tried[index] >= MAX_ATTEMPTS:
                 common = ", ".join(f"{why} ({n}x)" for why, n in failures.most_common(3))
                 raise FamilyError(family.path.name, f"no valid variant for {ident} in {MAX_ATTEMPTS} draws; the "
                                   f"constraints may be too strict. Most common reasons: {common}")
-            if request.fixed is not None:
-                if request.fixed not in family.fixed:
-                    known = ", ".join(sorted(family.fixed)) or "none"
-                    raise FamilyError("--fixed", f"{family.name} has no fixed variant {request.fixed!r}; it has: {known}")
-                drawn.append(dict(family.fixed[request.fixed]))
-            else:
-                drawn.append(family.draw(request.seed, ident, attempts[index]))
+            for attempt in range(tried[index] + 1, min(tried[index] + width, MAX_ATTEMPTS) + 1):
+                values = dict(family.fixed[request.fixed]) if request.fixed is not None \
+                    else family.draw(request.seed, ident, attempt)
+                candidates.append((slot, attempt, values))
+            tried[index] = min(tried[index] + width, MAX_ATTEMPTS)
         groups: dict[tuple, list[int]] = {}
-        for i, values in enumerate(drawn):
+        for i, (_, _, values) in enumerate(candidates):
             groups.setdefault(tuple(values[name] for name in categorical), []).append(i)
-        still = []
+        found: dict[int, tuple[int, Accepted]] = {}
         for choice, members in groups.items():
             if choice not in programs:
                 program = derive_program(family, dict(zip(categorical, choice)))
                 _check_keys(family, program)
                 programs[choice] = program
-            batch = evaluate_program(programs[choice], [drawn[i] for i in members])
+            batch = evaluate_program(programs[choice], [candidates[i][2] for i in members])
             reasons, errors = _validity(family, batch)
             for pos, (i, why) in enumerate(zip(members, reasons)):
-                index, ident, name = pending[i]
+                (index, ident, name), attempt, _ = candidates[i]
                 if why is None:
-                    accepted[index] = Accepted(index, ident, name, attempts[index], batch, pos, float(errors[pos]))
+                    if index not in found or attempt < found[index][0]:
+                        found[index] = (attempt, Accepted(index, ident, name, attempt, batch, pos, float(errors[pos])))
                 else:
                     failures[why] += 1
                     if request.fixed is not None:
                         raise FamilyError("--fixed", f"the fixed variant {request.fixed!r} is not valid: {why}")
-                    still.append(pending[i])
-        pending = still
+        for index, (_, chosen) in found.items():
+            accepted[index] = chosen
+        pending = [slot for slot in pending if slot[0] not in found]
+        width = 8
         if progress:
             progress("solving", len(accepted), len(slots))
     return tuple(accepted[index] for index, _, _ in slots)
@@ -339,9 +382,25 @@ def _meta(request: Request, accepted: Accepted) -> SimpleNamespace:
                            questions=request.family.questions)
 
 
-def _answers(accepted: Accepted) -> dict[str, str]:
+def _answers(accepted: Accepted) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The variant's exact answers by key, and per applicable typical mistake the asked answers it gives."""
+    from symreparam.program import mistake_key
+
     keys, rows = accepted.batch.texts
-    return dict(zip(keys, rows[accepted.position]))
+    values = dict(zip(keys, rows[accepted.position]))
+    answers = {k: v for k, v in values.items() if not k.startswith("mal.")}
+    batch, v = accepted.batch, accepted.position
+    loss = variant_losses(batch)[v]
+    n = batch.program.problem.data.size
+    mistakes = {}
+    for mistake in batch.program.mistakes:
+        if not mistake.applies(loss, n):
+            continue
+        given = {key: values[mistake_key(mistake.id, key)] for key in mistake.answers
+                 if batch.values[mistake_key(mistake.id, key)].den[v] != 0}
+        if given:
+            mistakes[mistake.id] = given
+    return answers, mistakes
 
 
 def render_variant(request: Request, accepted: Accepted, tex=None, md=None) -> dict[str, str]:
@@ -363,7 +422,6 @@ def render_variant(request: Request, accepted: Accepted, tex=None, md=None) -> d
 
 def generate(request: Request, progress: Progress | None = None) -> Output:
     """Produce every file of a run in memory (PDFs compiled in private temporary folders)."""
-    formats = request.formats
     # Thousands of short-lived strings and views: the cyclic collector would only rescan the
     # long-lived answer tables over and over.
     gc_was_enabled = gc.isenabled()
@@ -402,7 +460,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
                 bodies[f"{kind}.md"].append(body)
                 files[f"{kind}-{slug}.md"] = body.encode()
                 own.append(f"{kind}-{slug}.md")
-        answers = _answers(a)
+        answers, mistakes = _answers(a)
         drawn = a.batch.drawn[a.position]
         if "json" in formats:
             own.append(f"variant-{slug}.json")
@@ -415,6 +473,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
             "id": a.ident,
             "index": a.index,
             "max_rel_error": a.max_rel_error,
+            "mistakes": mistakes,
             "name": a.name,
             "questions": dict(sorted((q.id, answers[q.answer] if q.answer in answers else drawn[q.answer])
                                      for q in family.questions)),

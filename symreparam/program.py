@@ -9,7 +9,6 @@ re-computes every answer of every variant in float64 with :mod:`symreparam.verif
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
@@ -18,26 +17,18 @@ import numpy as np
 import sympy as sp
 
 from symreparam import exactvec
+from symreparam.answers import answer_expressions, basis_ids
+from symreparam.malrules import Mistake, mistakes
 from symreparam.derive import loss_factor
 from symreparam.exactvec import RationalFunction, Values
 from symreparam.family import Family, FamilyError
 from symreparam.numeric import compile_model
 from symreparam.parse import symbol
 from symreparam.problem import Origin, Problem, build_problem
-from symreparam.reparam import Basis, coefficients
+
 from symreparam.solution import Analysis, analyse
+from symreparam.malverify import ModelFloats, content_floats, mistake_error
 from symreparam.verify import Case, Exact, check, quiet
-
-
-def basis_ids(basis: Basis) -> tuple[str, ...]:
-    """Key-safe names of the basis functions: slope, bias, or the function's text (x**2 -> x_2)."""
-    out = []
-    for label, fun in zip(basis.labels, basis.functions):
-        if label in ("slope", "bias"):
-            out.append(label)
-        else:
-            out.append(re.sub(r"[^A-Za-z0-9]+", "_", sp.sstr(fun)).strip("_"))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -69,6 +60,8 @@ class Program:
     basis_tex: tuple[str, ...]  # LaTeX monomials ('' for the constant)
     basis_pgf: tuple[str, ...]  # pgfplots expressions ('' for the constant)
     input_tex: tuple[str, ...]  # the input names in LaTeX
+    # Typical mistakes that change an asked answer; their values are compiled under mal.{id}.{key}.
+    mistakes: tuple[Mistake, ...] = ()
 
     @property
     def steps(self) -> int:
@@ -162,118 +155,6 @@ def variant_problem(family: Family, drawn: Mapping[str, str]) -> Problem:
     return build_problem(**fields, origin=Origin(f"{family.path.name} variant"))
 
 
-def answer_expressions(analysis: Analysis) -> dict[str, sp.Expr]:
-    """Every answer of the analysis under its key (see the README for the list)."""
-    problem = analysis.problem
-    data = problem.data
-    inputs = data.input_symbols
-    ids = basis_ids(analysis.basis)
-    out: dict[str, sp.Expr] = {}
-    phi = [[f.xreplace(data.substitution(i)) for f in analysis.basis.functions] for i in range(data.size)]
-    for d, reparam, (start, end) in zip(analysis.derivations, analysis.reparams, analysis.coefficients):
-        m = d.model.name
-        names = [w.name for w in d.model.params]
-        for t, step in enumerate(d.trajectory):
-            for w, value in zip(names, step):
-                out[f"{m}.{w}.{t}"] = value
-            if d.is_linear:
-                moved = [sp.Add(*(d.jacobian[i, j] * (step[j] - d.initial[j]) for j in range(len(names))))
-                         for i in range(data.size)]
-                for i, r in enumerate(d.residuals, 1):
-                    out[f"{m}.r.{t}.{i}"] = r + moved[i - 1]
-        for i in range(data.size):
-            for j, w in enumerate(names):
-                out[f"{m}.J.{i + 1}.{w}"] = d.jacobian[i, j]
-        for w, g in zip(names, d.gradient):
-            out[f"{m}.grad.{w}"] = g
-        for k, a, b in zip(ids, start, end):
-            out[f"{m}.start.{k}"] = a
-            out[f"{m}.end.{k}"] = b
-            out[f"{m}.change.{k}"] = sp.expand(b - a)
-        for i in range(data.size):
-            for j in range(data.size):
-                out[f"{m}.gram.{i + 1}.{j + 1}"] = d.gram[i, j]
-        for q, point in enumerate(problem.queries, 1):
-            at = dict(zip(inputs, point))
-            out[f"{m}.fq.{q}.start"] = d.function_initial.xreplace(at)
-            out[f"{m}.fq.{q}.end"] = d.function_final.xreplace(at)
-            out[f"{m}.fq.{q}.change"] = sp.expand(out[f"{m}.fq.{q}.end"] - out[f"{m}.fq.{q}.start"])
-            for i, kernel in enumerate(d.kernel, 1):
-                out[f"{m}.kq.{q}.{i}"] = kernel.xreplace(at)
-        if d.is_linear:
-            for w, feature in zip(names, d.form.features):
-                for k, c in zip(ids, coefficients(feature, analysis.basis, inputs)):
-                    out[f"{m}.feature.{w}.{k}"] = c
-            for k, c in zip(ids, coefficients(d.form.offset, analysis.basis, inputs)):
-                out[f"{m}.offset.{k}"] = c
-            for i, kernel in enumerate(d.kernel, 1):
-                for k, c in zip(ids, coefficients(kernel, analysis.basis, inputs)):
-                    out[f"{m}.kernel.{i}.{k}"] = c
-            for k, c in zip(ids, coefficients(d.function_step, analysis.basis, inputs)):
-                out[f"{m}.step.{k}"] = c
-            cprime = loss_factor(problem)
-            for kk, k in enumerate(ids):
-                out[f"{m}.gtheta.{k}"] = sp.expand(cprime * sp.Add(*(phi[i][kk] * d.residuals[i]
-                                                                    for i in range(data.size))))
-        if d.is_linear:
-            for key, value in _linear_step_answers(problem, d).items():
-                out[f"{m}.{key}"] = value
-        if reparam is not None:
-            for t, step in enumerate(d.trajectory):
-                for k, c in zip(ids, reparam.theta(step)):
-                    out[f"{m}.coef.{t}.{k}"] = sp.expand(c)
-            for a_row, k in enumerate(ids):
-                out[f"{m}.b.{k}"] = reparam.b[a_row]
-                for j, w in enumerate(names):
-                    out[f"{m}.A.{k}.{w}"] = reparam.A[a_row, j]
-                for l_col, l in enumerate(ids):
-                    out[f"{m}.P.{k}.{l}"] = reparam.P[a_row, l_col]
-        if d.stability is not None:
-            out[f"{m}.lambda_max"] = d.stability.lambda_max
-            out[f"{m}.max_lr"] = d.stability.max_lr
-            # what one step multiplies the error along the steepest direction by: |.| < 1 converges
-            out[f"{m}.contraction"] = sp.expand(1 - problem.lr * d.stability.lambda_max)
-        if d.limit is not None:
-            for w, v in zip(names, d.limit):
-                out[f"{m}.limit.{w}"] = v
-            for k, c in zip(ids, coefficients(d.function_limit, analysis.basis, inputs)):
-                out[f"{m}.limit_coef.{k}"] = c
-        if d.newton is not None:
-            for w, v, w0 in zip(names, d.newton, d.initial):
-                out[f"{m}.newton.{w}"] = v
-                out[f"{m}.newton_move.{w}"] = sp.expand(v - w0)
-            for k, c in zip(ids, coefficients(d.function_newton, analysis.basis, inputs)):
-                out[f"{m}.newton_coef.{k}"] = c
-    for d, row in zip(analysis.derivations[1:], analysis.comparison.ratios[1:]):
-        for k, r in zip(ids, row):
-            if r is not None:
-                out[f"ratio.{d.model.name}.{k}"] = r
-    return out
-
-
-def _linear_step_answers(problem: Problem, d) -> dict[str, sp.Expr]:
-    """The Hessian H = c' J^T J of the loss in w, one step as the affine map w -> M w + v, and the
-    leading principal minors of (2/lr) I - H, all positive exactly when gradient descent converges
-    (0 < lr < 2 / lambda_max), which a family can demand even where lambda_max itself is irrational."""
-    names = [w.name for w in d.model.params]
-    p = len(names)
-    jac = sp.Matrix(d.jacobian)
-    hessian = (loss_factor(problem) * jac.T * jac).applyfunc(sp.expand)
-    step = sp.eye(p) - problem.lr * hessian
-    after = sp.Matrix(d.trajectory[1])
-    offset = after - step * sp.Matrix(d.initial)
-    margin = 2 / problem.lr * sp.eye(p) - hessian
-    out: dict[str, sp.Expr] = {}
-    for i, w in enumerate(names):
-        for j, u in enumerate(names):
-            out[f"H.{w}.{u}"] = hessian[i, j]
-            out[f"M.{w}.{u}"] = sp.expand(step[i, j])
-        out[f"v.{w}"] = sp.expand(offset[i])
-    for k in range(1, p + 1):
-        out[f"margin.{k}"] = sp.factor(margin[:k, :k].det(method="berkowitz"))
-    return out
-
-
 def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
     """Derive the family once for one choice of its categorical draws and compile every answer."""
     problem = symbolic_problem(family, choice)
@@ -300,6 +181,16 @@ def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
         except exactvec.NotRational as exc:
             raise FamilyError(f"{family.path.name}: problem", f"a value is not rational in the draws ({exc})") from None
 
+    asked = list(dict.fromkeys(q.answer for q in family.questions if q.answer in answers))
+    found = mistakes(analysis, answers, asked)
+    field_symbols = tuple(constants) + tuple(problem.lr_symbols)
+    for mistake in found:
+        for key, expr in mistake.answers.items():
+            if mistake.raw is not None and field_symbols == tuple(constants):
+                compiled[mistake_key(mistake.id, key)] = exactvec.compile_field_element(mistake.raw[key], constants)
+            else:
+                compiled[mistake_key(mistake.id, key)] = rf(expr)
+
     data = tuple(tuple(rf(v) for v in (*row, y)) for row, y in zip(problem.data.inputs, problem.data.targets))
     queries = tuple(tuple(rf(v) for v in q) for q in problem.queries)
     shapes = tuple(ModelShape(d.model.name, tuple(w.name for w in d.model.params), d.is_linear, d.model.expression)
@@ -320,7 +211,13 @@ def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
         basis_tex=tuple("" if f == 1 else sp.latex(f, order="lex") for f in analysis.basis.functions),
         basis_pgf=tuple("" if f == 1 else sp.sstr(f).replace("**", "^") for f in analysis.basis.functions),
         input_tex=tuple(sp.latex(s) for s in problem.data.input_symbols),
+        mistakes=found,
     )
+
+
+def mistake_key(mistake_id: str, key: str) -> str:
+    """Where a mistake's value of answer ``key`` is kept among a batch's values."""
+    return f"mal.{mistake_id}.{key}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -407,7 +304,9 @@ def evaluate_program(program: Program, drawn: Sequence[Mapping[str, str]]) -> Ba
 def undefined(batch: Batch) -> np.ndarray:
     """Variants where some answer divides by zero (e.g. a ratio of a change that is zero)."""
     bad = np.zeros(batch.size, dtype=bool)
-    for values in [*batch.values.values(), *(v for row in batch.data for v in row), batch.lr]:
+    # a mistaken path may well divide by zero (a ratio of moves when the first model does not move)
+    answers = [v for k, v in batch.values.items() if not k.startswith("mal.")]
+    for values in [*answers, *(v for row in batch.data for v in row), batch.lr]:
         bad |= values.den == 0
     return bad
 
@@ -446,6 +345,7 @@ def verify_batch(batch: Batch) -> np.ndarray:
     f = {key: values.floats() for key, values in batch.values.items()}
     worst = np.zeros(vsize)
     n_q = len(program.queries)
+    model_floats = []
     for shape, d in zip(program.models, program.analysis.derivations):
         mname = shape.name
         names = shape.params
@@ -517,6 +417,12 @@ def verify_batch(batch: Batch) -> np.ndarray:
         errors["the gradient in theta"] = relative_error(coef("gtheta"), gtheta)
         for name, err in errors.items():
             worst = np.maximum(worst, err)
+        model_floats.append(ModelFloats(
+            name=mname, params=tuple(names), case=case, n_inputs=len(inputs),
+            queries=with_consts(np.stack(q_in, axis=1)) if q_in else np.zeros((vsize, 0, len(inputs) + len(consts[0]))),
+            A=exact.A, b=exact.b,
+            contents=content_floats(d, problem, program.constants, consts),
+            steps=T, linear=True))
         del p
     changes = {shape.name: np.stack([f[f"{shape.name}.change.{k}"] for k in ids], axis=-1) for shape in program.models}
     first = program.models[0].name
@@ -528,4 +434,25 @@ def verify_batch(batch: Batch) -> np.ndarray:
                     numeric = changes[shape.name][:, kk] / changes[first][:, kk]
                 from symreparam.verify import relative_error
                 worst = np.maximum(worst, relative_error(f[key][:, None], numeric[:, None]))
+    return np.maximum(worst, _verify_mistakes(batch, model_floats, f))
+
+
+def _verify_mistakes(batch: Batch, model_floats, f) -> np.ndarray:
+    """Largest discrepancy of every typical mistake's answers where the mistake applies, per variant."""
+    from symreparam.generate import applicable
+
+    program = batch.program
+    worst = np.zeros(batch.size)
+    n = program.problem.data.size
+    for mistake in program.mistakes:
+        able = applicable(batch, mistake)
+        if not np.any(able):
+            continue
+        answers = {key: f[mistake_key(mistake.id, key)] for key in mistake.answers}
+        recipe = mistake.rule.recipe
+        factor = np.full(batch.size, float(recipe.factor.xreplace({sp.Symbol("n"): n})) if recipe else 1.0)
+        err = mistake_error(mistake.rule, dict(mistake.words), answers, model_floats, f, program.basis_ids, factor)
+        # a mistaken path may be undefined where the right one is not (a ratio over a zero move)
+        defined = np.all(np.stack([np.isfinite(v) for v in answers.values()]), axis=0)
+        worst = np.maximum(worst, np.where(able & defined, err, 0.0))
     return worst
