@@ -84,19 +84,63 @@ def cli(ctx) -> None:
         click.echo(ctx.get_help())
 
 
+def _problem_options(command):
+    """The options that pose a problem, shared by ``solve`` and ``check``."""
+    options = [
+        click.argument("problem_file", required=False, type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--model", "models", multiple=True, metavar="EXPR",
+                     help="A model in inputs and parameters, e.g. 'w1*x + w2'. Repeat for several models."),
+        click.option("--init", "init", multiple=True, metavar="NAME=VALUE",
+                     help="Initial value of a parameter, e.g. w3=0.1 (exact: 0.1 is 1/10). Repeat per parameter."),
+        click.option("--data", "data", multiple=True, metavar="x=7,y=10",
+                     help="One data point: its inputs and the target y. Repeat per point."),
+        click.option("--lr", default=None, metavar="RATE",
+                     help="Learning rate: a number (0.1, 1/50) or a symbol (eta). [default: 0.1]"),
+        click.option("--steps", default=None, metavar="T", help="Number of gradient steps. [default: 1]"),
+        click.option("--loss", default=None, type=click.Choice(["mse", "half-mse", "sse"]),
+                     help="mse = mean of (f-y)^2, half-mse = half of that, sse = sum of (f-y)^2. [default: mse]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _build_problem(problem_file, models, init, data, lr, steps, loss):
+    """The problem a command's flags (and problem file) describe; None when they describe nothing but
+    the reference exercise."""
+    from symreparam.errors import SymreparamError
+    from symreparam.problem import REFERENCE, Origin, build_problem, read_problem_file
+
+    # An empty --lr '' is an error to report, not a flag to ignore: only absent flags fall through.
+    flags = {"lr": lr, "steps": steps, "loss": loss, "models": list(models), "init": list(init), "data": list(data)}
+    flags = {key: value for key, value in flags.items() if value is not None and value != []}
+    if problem_file is None and not flags:
+        return None
+    if "init" in flags and "models" not in flags:
+        flags["init"] = None  # merged name by name below, so one value can be changed on its own
+    if problem_file is not None:
+        fields = read_problem_file(problem_file)
+        origin = Origin(problem_file.name, frozenset(flags))
+    elif "models" in flags:
+        # The reference's parameters and data mean nothing for a model of your own.
+        fields = {"models": [], "init": [], "data": []}
+        origin = Origin()
+    else:
+        fields = dict(REFERENCE)
+        origin = Origin()
+    if flags.get("init", ()) is None:
+        flags["init"] = _merge_init(fields["init"], init)
+    try:
+        return build_problem(**{**fields, **flags}, origin=origin)
+    except SymreparamError as exc:
+        if problem_file is not None and "models" in flags and "init" not in flags:
+            raise type(exc)(exc.field, f"{exc.message} (--model replaced the file's models: give --init for "
+                            "their parameters)") from None
+        raise
+
+
 @cli.command()
-@click.argument("problem_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "models", multiple=True, metavar="EXPR",
-              help="A model in inputs and parameters, e.g. 'w1*x + w2'. Repeat for several models.")
-@click.option("--init", "init", multiple=True, metavar="NAME=VALUE",
-              help="Initial value of a parameter, e.g. w3=0.1 (exact: 0.1 is 1/10). Repeat per parameter.")
-@click.option("--data", "data", multiple=True, metavar="x=7,y=10",
-              help="One data point: its inputs and the target y. Repeat per point.")
-@click.option("--lr", default=None, metavar="RATE", help="Learning rate: a number (0.1, 1/50) or a symbol (eta). "
-              "[default: 0.1]")
-@click.option("--steps", default=None, metavar="T", help="Number of gradient steps. [default: 1]")
-@click.option("--loss", default=None, type=click.Choice(["mse", "half-mse", "sse"]),
-              help="mse = mean of (f-y)^2, half-mse = half of that, sse = sum of (f-y)^2. [default: mse]")
+@_problem_options
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "latex", "markdown", "json"]), help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -120,37 +164,72 @@ def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force,
       symreparam solve --model '(u+v)*x + (u-v)' --init u=1 --init v=0 --data x=1,y=2 --data x=2,y=3
       symreparam solve problem.toml --format latex -o answer.tex
     """
-    from symreparam.errors import SymreparamError
-    from symreparam.problem import REFERENCE, Origin, build_problem, read_problem_file
+    from symreparam.problem import reference_problem
     from symreparam.render import render
     from symreparam.solution import solve as solve_problem
 
-    # An empty --lr '' is an error to report, not a flag to ignore: only absent flags fall through.
-    flags = {"lr": lr, "steps": steps, "loss": loss, "models": list(models), "init": list(init), "data": list(data)}
-    flags = {key: value for key, value in flags.items() if value is not None and value != []}
-    if "init" in flags and "models" not in flags:
-        flags["init"] = None  # merged name by name below, so one value can be changed on its own
-    if problem_file is not None:
-        fields = read_problem_file(problem_file)
-        origin = Origin(problem_file.name, frozenset(flags))
-    elif "models" in flags:
-        # The reference's parameters and data mean nothing for a model of your own.
-        fields = {"models": [], "init": [], "data": []}
-        origin = Origin()
-    else:
-        fields = dict(REFERENCE)
-        origin = Origin()
-    if flags.get("init", ()) is None:
-        flags["init"] = _merge_init(fields["init"], init)
-    try:
-        problem = build_problem(**{**fields, **flags}, origin=origin)
-    except SymreparamError as exc:
-        if problem_file is not None and "models" in flags and "init" not in flags:
-            raise type(exc)(exc.field, f"{exc.message} (--model replaced the file's models: give --init for "
-                            "their parameters)") from None
-        raise
+    problem = _build_problem(problem_file, models, init, data, lr, steps, loss) or reference_problem()
     solution = solve_problem(problem)
     _emit(render(solution, fmt, templates), output, force)
+
+
+@cli.command()
+@_problem_options
+@click.option("--answer", "answers", multiple=True, metavar="NAME=VALUE",
+              help="One answer, e.g. w1=2.4 or 'f2=141x+2.2' (LaTeX and 2x, ^, unicode minus accepted). Repeat.")
+@click.option("--answers", "answers_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A TOML or JSON file of answers, NAME = VALUE.")
+@click.option("--family", "family_name", default=None, metavar="FAMILY",
+              help="Check a variant of an exercise family (with --seed and --variant, as printed on the sheet).")
+@click.option("--seed", default=None, help="The seed the family's variants were generated with.")
+@click.option("--variant", default=None, metavar="ID", help="The variant's id (its number, or the student's id).")
+@click.option("--fixed", default=None, metavar="NAME", help="A fixed variant of the family, e.g. reference.")
+@click.option("--exercises", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="A folder of your own families.")
+@click.option("--format", "fmt", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Output format.")
+@click.option("--show-answers", is_flag=True, help="Also show the right answer to every wrong one.")
+def check(problem_file, models, init, data, lr, steps, loss, answers, answers_file, family_name, seed, variant,
+          fixed, exercises, fmt, show_answers) -> None:
+    """Check answers: right or wrong, exactly; which typical mistake a wrong one comes from; and whether it
+    follows from your own earlier answer.
+
+    With no exercise given it checks answers to the reference exercise (names: w1, w2, w3, w4, f1, f2,
+    slope2, ratio). Otherwise name a family variant (--family, --seed, --variant), a problem file, or the
+    same flags as solve. Answers are exact (fractions, 12/5 x + 11/5) or decimals, accepted within
+    0.5% (three significant figures). Exit code 0: all right; 1: some wrong; 2: unusable input.
+
+    \b
+    Examples:
+      symreparam check --answer w1=2.4 --answer w3=1.5 --answer 'f2=15x+2.2'
+      symreparam check --family reparam-one-step --seed 2026 --variant 3 --answer w1=-1/25
+      symreparam check problem.toml --answers my-answers.toml --format json
+    """
+    from symreparam import check as checking
+    from symreparam import family as families
+    from symreparam.errors import SymreparamError
+    from symreparam.render import render_check
+
+    pairs = [checking.split_answer(item) for item in answers]
+    if answers_file is not None:
+        pairs += checking.read_answers(answers_file)
+    problem = _build_problem(problem_file, models, init, data, lr, steps, loss)
+    if family_name is not None:
+        if problem is not None:
+            raise SymreparamError("--family", "give either a family variant or a problem, not both")
+        family = families.load(families.find(family_name, exercises))
+        if fixed is None and (seed is None or variant is None):
+            raise SymreparamError("--family", "give --seed and --variant as printed on the sheet (or --fixed NAME)")
+        exercise = checking.family_exercise(family, seed=seed, ident=variant, fixed=fixed)
+    elif seed is not None or variant is not None or fixed is not None:
+        raise SymreparamError("--seed", "--seed, --variant and --fixed need --family")
+    elif problem is not None:
+        exercise = checking.Exercise(problem, problem_file.name if problem_file is not None else "your problem")
+    else:
+        exercise = checking.reference_exercise()
+    report = checking.check_answers(exercise, pairs)
+    click.echo(render_check(report, fmt, show_answers), nl=False)
+    sys.exit(0 if report.all_correct else 1)
 
 
 @cli.command("list")
@@ -179,7 +258,7 @@ def list_families(exercises) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: FAMILY-seedSEED].")
 @click.option("--format", "fmt", default="tex,json", show_default=True, metavar="LIST",
-              help="Comma-separated: tex, pdf, md, json.")
+              help="Comma-separated: tex, pdf, md, json, moodle (one Moodle XML quiz).")
 @click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="CSV with columns id,name: one variant per student, drawn from the id and the seed.")
 @click.option("--fixed", default=None, metavar="NAME",

@@ -34,7 +34,7 @@ from symreparam.printing import tex_escape
 from symreparam.program import Batch, Program, derive_program, evaluate_program, undefined, verify_batch
 from symreparam.verify import TOLERANCE
 
-FORMATS = ("tex", "pdf", "md", "json")
+FORMATS = ("tex", "pdf", "md", "json", "moodle")
 MAX_ATTEMPTS = 200
 MAX_VARIANTS = 100_000
 Progress = Callable[[str, int, int], None]
@@ -165,6 +165,18 @@ def _check_keys(family: Family, program: Program) -> None:
     named += [("constraints.nice", k) for k in c.nice]
     named += [("constraints.different", k) for pair in c.different for k in pair]
     named += [("constraints.less", k) for pair in c.less for k in pair]
+    from symreparam.malrules import RULES_BY_NAME
+    from symreparam.moodle import moodle_fraction
+
+    for q in family.questions:
+        for rule, fraction in q.credit:
+            if rule not in RULES_BY_NAME:
+                raise FamilyError(f"{family.path.name}: questions.{q.id}.credit",
+                                  f"unknown mistake {rule!r}; known: {', '.join(RULES_BY_NAME)}")
+            try:
+                moodle_fraction(fraction)
+            except SymreparamError as exc:
+                raise FamilyError(f"{family.path.name}: questions.{q.id}.credit.{rule}", exc.message) from None
     for where, key in named:
         if key not in known:
             sample = ", ".join(sorted(program.answers)[:6])
@@ -403,13 +415,16 @@ def _answers(accepted: Accepted) -> tuple[dict[str, str], dict[str, dict[str, st
     return answers, mistakes
 
 
-def render_variant(request: Request, accepted: Accepted, tex=None, md=None) -> dict[str, str]:
-    """The sheet and key bodies of one variant in the requested formats: {"sheet.tex": ..., ...}."""
+def render_variant(request: Request, accepted: Accepted, tex=None, md=None, moodle: bool = False) -> dict[str, str]:
+    """The sheet and key bodies of one variant in the requested formats: {"sheet.tex": ..., ...}.
+
+    With ``moodle`` the Markdown leaves out the headings and the list of questions (a quiz asks them
+    one by one)."""
     from symreparam.views import VariantView
 
     view = VariantView(accepted.batch, accepted.position, _meta(request, accepted))
     context = {"family": request.family, "variant": view.meta, "v": view, "questions": request.family.questions,
-               "n": view.n, "p": view.p, "f": view.f, "sign": view.sign, "models": view.models}
+               "n": view.n, "p": view.p, "f": view.f, "sign": view.sign, "models": view.models, "moodle": moodle}
     out = {}
     if tex is not None:
         out["sheet.tex"] = tex.render("sheet", **context)
@@ -443,6 +458,8 @@ def _generate(request: Request, progress: Progress | None) -> Output:
     family = request.family
     tex = _templates(request, "tex") if {"tex", "pdf"} & set(formats) else None
     md = _templates(request, "md") if "md" in formats else None
+    quiz_md = (md or _templates(request, "md")) if "moodle" in formats else None
+    quiz_xml = _templates(request, "xml") if "moodle" in formats else None
     files: dict[str, bytes] = {}
     bodies: dict[str, list[str]] = {"sheet.tex": [], "key.tex": [], "sheet.md": [], "key.md": []}
     records = []
@@ -494,6 +511,11 @@ def _generate(request: Request, progress: Progress | None) -> Output:
         if md is not None:
             files[f"{kind}s.md"] = "\n\n---\n\n".join(bodies[f"{kind}.md"]).encode()
             booklet_files.append(f"{kind}s.md")
+    if quiz_md is not None:
+        from symreparam.moodle import quiz
+
+        files["quiz.xml"] = quiz(request, accepted, quiz_md, quiz_xml)
+        booklet_files.append("quiz.xml")
     if documents:
         files.update(_compile_all(documents, progress))
     manifest = {
@@ -501,7 +523,7 @@ def _generate(request: Request, progress: Progress | None) -> Output:
         "versions": {"sympy": sympy.__version__, "numpy": numpy.__version__, "jinja2": jinja2.__version__},
         "family": family.name,
         "family_sha256": family.digest,
-        "templates_sha256": _template_digest(tex, md),
+        "templates_sha256": _template_digest(tex, md, quiz_md, quiz_xml),
         "seed": request.seed,
         "fixed": request.fixed,
         "formats": list(formats),

@@ -164,5 +164,26 @@ def mistake_error(rule: MalRule, words: Mapping[str, str], answers: Mapping[str,
             numeric = np.ones(v) if key.startswith("ratio.") else correct[first + key[len(words["model"]):]]
         else:  # stable-rate-without-2
             numeric = correct[key] / 2
-        worst = np.maximum(worst, relative_error(np.asarray(exact)[:, None], np.asarray(numeric)[:, None]))
+        scale = _scale(key, floats, correct, models)
+        worst = np.maximum(worst, relative_error(np.asarray(exact)[:, None], np.asarray(numeric)[:, None], scale))
     return worst
+
+
+def _scale(key: str, floats, correct, models) -> np.ndarray | float | None:
+    """The size a quantity that is exactly zero should be compared at (a difference, a residual)."""
+    parts = key.split(".")
+    if len(parts) < 2:
+        return None
+    m, kind = parts[0], parts[1]
+    values = {**correct, **floats}
+    if kind == "r":
+        model = next((mf for mf in models if mf.name == m), None)
+        return None if model is None else np.max(np.abs(model.case.y), axis=1)
+    if kind == "contraction":
+        return 1.0
+    if kind == "change" and f"{m}.start.{parts[2]}" in values:
+        return np.maximum(np.abs(values[f"{m}.start.{parts[2]}"]), np.abs(values.get(f"{m}.end.{parts[2]}", 0.0)))
+    if kind == "fq" and parts[-1] == "change":
+        base = ".".join(parts[:3])
+        return np.maximum(np.abs(values.get(f"{base}.start", 0.0)), np.abs(values.get(f"{base}.end", 0.0)))
+    return None

@@ -320,3 +320,76 @@ def to_json(solution: Solution) -> dict:
         },
         "verification": {"max_rel_error": solution.max_rel_error, "tolerance": TOLERANCE},
     }
+
+
+def render_check(report, fmt: str = "text", show_answers: bool = False) -> str:
+    """A check report as readable text or as JSON (see the README for the JSON fields)."""
+    import json
+
+    if fmt == "json":
+        return json.dumps(check_to_json(report, show_answers), indent=2) + "\n"
+    right, total = report.score
+    lines = [f"Checking {total} answer{'s' if total != 1 else ''} to {report.exercise.label}", ""]
+
+    def item(text: str) -> list[str]:
+        return textwrap.wrap(text, WIDTH, initial_indent="    - ", subsequent_indent="      ")
+
+    for v in report.verdicts:
+        head = f"{v.name} = {v.given}"
+        if v.correct:
+            lines.append(f"{head}: correct" + ("" if v.exact else " (within the tolerance for decimals)") + ".")
+            continue
+        if v.status == "consistent":
+            several = len(v.consistent_with) > 1
+            lines.append(f"{head}: not correct, but it follows correctly from your earlier answer{'s' if several else ''} "
+                         f"{', '.join(v.consistent_with)} (error carried forward).")
+        else:
+            lines.append(f"{head}: not correct.")
+        if show_answers:
+            lines += _wrap(f"The answer is {v.expected}.", indent="    ")
+        if v.status == "consistent":
+            continue  # the mistake behind it is explained at the earlier answer
+        if v.diagnoses:
+            lines += _wrap("This is the answer " + ("each of these typical mistakes gives:" if len(v.diagnoses) > 1
+                                                    else "a typical mistake gives:"), indent="    ")
+            for d in v.diagnoses:
+                lines += item(f"you {d.title}: {d.why}.")
+                if d.yours and d.worked and d.yours != d.worked and (show_answers or not d.reveals):
+                    lines += _wrap(f"Your path leaves the worked solution at {d.step}: {d.where} is {d.worked} "
+                                   f"there, {d.yours} with this mistake.", indent="      ")
+                elif d.yours:
+                    lines += _wrap(f"Your path leaves the worked solution at {d.step} ({d.where} is {d.yours} "
+                                   "with this mistake).", indent="      ")
+                else:
+                    lines += _wrap(f"Your path leaves the worked solution at {d.step}.", indent="      ")
+        else:
+            lines += _wrap("It matches none of the typical mistakes; compare your working step by step with "
+                           "`symreparam solve`.", indent="    ")
+    lines.append("")
+    lines.append(f"{right} of {total} correct. Decimals are accepted within "
+                 f"{report.tolerance * 100:g}% of the exact value.")
+    return "\n".join(lines) + "\n"
+
+
+def check_to_json(report, show_answers: bool = False) -> dict:
+    """The JSON form of a check report."""
+    right, total = report.score
+    return {
+        "symreparam": __version__,
+        "exercise": report.exercise.label,
+        "correct": right,
+        "total": total,
+        "tolerance": report.tolerance,
+        "answers": [{
+            "name": v.name,
+            "given": v.given,
+            "correct": v.correct,
+            "status": v.status,
+            **({"expected": v.expected} if show_answers else {}),
+            "consistent_with": list(v.consistent_with),
+            "mistakes": [{"id": d.id, "title": d.title, "why": d.why, "step": d.step, "where": d.where,
+                          "yours": d.yours,
+                          **({"worked": d.worked} if show_answers or not d.reveals else {})} for d in v.diagnoses],
+        } for v in report.verdicts],
+        "verification": {"max_rel_error": report.max_rel_error, "tolerance": TOLERANCE},
+    }

@@ -100,12 +100,19 @@ def solve(problem: Problem | str | Path | None = None, **fields) -> Solution:
         problem = build_problem(**fields) if fields else reference_problem()
     elif isinstance(problem, (str, Path)):
         problem = load_problem(problem)
-    a = analyse(problem)
+    return verify_analysis(analyse(problem))
+
+
+def verify_analysis(a: Analysis) -> Solution:
+    """Check an analysis in float64, model by model, and return it as a verified :class:`Solution`.
+
+    Raises :class:`~symreparam.errors.VerificationError` on any disagreement.
+    """
     models = tuple(
-        ModelSolution(d, r, c[0], c[1], verify_model(problem, d, r, a.basis, c))
+        ModelSolution(d, r, c[0], c[1], verify_model(a.problem, d, r, a.basis, c))
         for d, r, c in zip(a.derivations, a.reparams, a.coefficients)
     )
-    return Solution(problem, models, a.comparison)
+    return Solution(a.problem, models, a.comparison)
 
 
 def _functions_of(derivations: tuple[ModelDerivation, ...]):

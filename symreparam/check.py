@@ -1,0 +1,501 @@
+"""Checking a student's answers: right or wrong exactly, which typical mistake a wrong one comes from,
+and whether it follows from the student's own earlier answer (error carried forward).
+
+The student's text is parsed by the safe parser in its lenient answer grammar (``2x``, ``^``, Unicode
+minus, LaTeX). An answer written with decimals is accepted within :data:`RELATIVE_TOLERANCE` of the
+exact value; one written exactly must be exactly right. Pure functions: nothing here prints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from symreparam.answers import Path, answer_expressions, basis_ids, function_of, path_answers
+from symreparam.errors import ParseError, SymreparamError
+from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, within_tolerance
+from symreparam.parse import parse_expression
+from symreparam.problem import Problem
+from symreparam.reparam import decompose
+from symreparam.solution import Analysis, analyse
+
+MAX_ANSWERS = 200
+_DECIMAL = re.compile(r"[0-9]\.[0-9]|\.[0-9]|[0-9][eE][-+]?[0-9]")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What the student answers: the problem, what to call it, and its questions (id, answer key, prompt)."""
+
+    problem: Problem
+    label: str
+    questions: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one answer name refers to: an answer key, or a model's function after the steps."""
+
+    name: str
+    key: str | None  # an answer key; None for a function
+    model: str | None  # for a function: the model's name
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A typical mistake that produces the student's answer, and where its path leaves the worked one."""
+
+    id: str
+    title: str
+    why: str
+    step: str
+    where: str  # the first quantity at which the two paths differ, in words
+    yours: str  # its value along the mistaken path (exact text)
+    worked: str  # its value in the worked solution
+    reveals: bool = False  # the worked value is an answer asked for (shown only on request)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome for one answer."""
+
+    name: str
+    given: str
+    correct: bool
+    status: str  # "correct" | "consistent" (wrong, but follows from earlier answers) | "wrong"
+    expected: str  # the exact answer (shown only when asked for)
+    diagnoses: tuple[Diagnosis, ...] = ()
+    consistent_with: tuple[str, ...] = ()
+    exact: bool = False  # equal to the exact answer, not only within the tolerance
+
+
+@dataclass(frozen=True)
+class Report:
+    """All verdicts on one set of answers."""
+
+    exercise: Exercise
+    verdicts: tuple[Verdict, ...]
+    tolerance: float = RELATIVE_TOLERANCE
+    max_rel_error: float = 0.0
+
+    @property
+    def all_correct(self) -> bool:
+        """Whether every answer is right."""
+        return all(v.correct for v in self.verdicts)
+
+    @property
+    def score(self) -> tuple[int, int]:
+        """(right, total)."""
+        return sum(v.correct for v in self.verdicts), len(self.verdicts)
+
+
+@dataclass
+class _Context:
+    exercise: Exercise
+    analysis: Analysis
+    correct: dict[str, sp.Expr]
+    targets: dict[str, Target] = field(default_factory=dict)
+
+
+_ANSWER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}(\.[A-Za-z0-9_]{1,32}){0,4}")
+
+
+def split_answer(item: str) -> tuple[str, str]:
+    """``"f2 = 141x + 2.2"`` -> ("f2", "141x + 2.2"); the value is parsed later, knowing the name."""
+    if not isinstance(item, str) or len(item) > 2100:
+        raise ParseError("--answer", "expected NAME=VALUE of at most 2000 characters, e.g. w1=2.4")
+    name, equals, value = item.partition("=")
+    name, value = name.strip(), value.strip()
+    if not equals or not name:
+        raise ParseError("--answer", f"expected NAME=VALUE, e.g. w1=2.4 or 'f2=141x+2.2'; got {_short(item)!r}")
+    if not _ANSWER_NAME.fullmatch(name):
+        raise ParseError("--answer", f"{_short(name)!r} is not an answer name; use e.g. w1, f2 or slope2")
+    if not value:
+        raise ParseError(f"--answer {name}", "the value is missing; e.g. " + f"{name}=2.4")
+    return name, value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    flat = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def read_answers(path) -> list[tuple[str, str]]:
+    """Answers from a TOML or JSON file mapping names to values (numbers are read from their text, exactly)."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    from symreparam.files import read_text
+
+    path = Path(path)
+    text = read_text(path, f"--answers {path}", "TOML or JSON answer file")
+    label = f"--answers {path.name}"
+    doc = None
+    if path.suffix.lower() != ".toml":
+        try:
+            doc = json.loads(text, parse_float=str, parse_int=str)
+        except (ValueError, RecursionError):
+            doc = None
+    if doc is None:
+        try:
+            doc = tomllib.loads(text, parse_float=str)
+        except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+            raise ParseError(label, f"neither JSON nor TOML: {str(exc)[:120]}") from None
+    if not isinstance(doc, dict) or not doc:
+        raise ParseError(label, 'expected a table of answers, e.g. w1 = "12/5"')
+    pairs = []
+    for name, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ParseError(f"{label}: {_short(str(name))}", "expected a number or a string")
+        pairs.append(split_answer(f"{name}={value}"))
+    return pairs
+
+
+def reference_exercise() -> Exercise:
+    """The reference exercise: the fixed variant of the first family, with its questions."""
+    from symreparam import family as families
+
+    return family_exercise(families.load(families.find("reparam-one-step")), fixed="reference")
+
+
+def family_exercise(family, *, seed: str | None = None, ident: str | None = None, fixed: str | None = None) -> Exercise:
+    """One variant of an exercise family, exactly as `generate` made it (its first valid draw)."""
+    from symreparam.program import variant_problem
+
+    if fixed is not None:
+        if fixed not in family.fixed:
+            known = ", ".join(sorted(family.fixed)) or "none"
+            raise SymreparamError("--fixed", f"{family.name} has no fixed variant {fixed!r}; it has: {known}")
+        drawn = family.fixed[fixed]
+        label = f"{family.name}, fixed variant {fixed!r}" if fixed != "reference" else \
+            f"the reference exercise ({family.name}, fixed variant 'reference')"
+    else:
+        from symreparam.generate import Request, solve_variants
+
+        if not ident or len(ident) > 64:
+            raise SymreparamError("--variant", "give the variant's id as printed on the sheet, e.g. --variant 3")
+        (accepted,) = solve_variants(Request(family=family, seed=str(seed), roster=((ident, ""),)))
+        drawn = accepted.batch.drawn[accepted.position]
+        label = f"{family.name}, seed {seed}, variant {ident}"
+    questions = tuple((q.id, q.answer, q.ask.replace("\\(", "").replace("\\)", "")) for q in family.questions)
+    return Exercise(variant_problem(family, drawn), label, questions)
+
+
+def answer_names(exercise: Exercise, analysis: Analysis | None = None) -> dict[str, Target]:
+    """Every name an answer may be given under: the questions' ids, each parameter (its value after the
+    last step), each model (its function after the last step)."""
+    problem = exercise.problem
+    steps = problem.steps
+    out: dict[str, Target] = {}
+    for qid, key, prompt in exercise.questions:
+        out[qid] = Target(qid, key, None, prompt)
+    for model in problem.models:
+        for w in model.params:
+            out.setdefault(w.name, Target(w.name, f"{model.name}.{w.name}.{steps}", None,
+                                          f"{w.name} after {'the step' if steps == 1 else f'{steps} steps'}"))
+    for model in problem.models:
+        out.setdefault(model.name, Target(model.name, None, model.name,
+                                          f"the function {model.name} after {'the step' if steps == 1 else f'{steps} steps'}"))
+    return out
+
+
+def _resolve(name: str, names: Mapping[str, Target], correct: Mapping[str, sp.Expr]) -> Target:
+    if name in names:
+        return names[name]
+    if name in correct:
+        return Target(name, name, None, name)
+    listing = ", ".join(names)
+    raise ParseError(f"--answer {name}", f"unknown name {name!r}; answer one of: {listing} (or an answer key such as "
+                     f"{next(iter(k for k in correct if '.end.' in k), 'f1.w1.1')})")
+
+
+def check_answers(exercise: Exercise, answers: Sequence[tuple[str, str]], *, verify: bool = True) -> Report:
+    """Judge ``answers`` (name, text) for ``exercise``: exact equivalence, tolerance for decimals,
+    typical mistakes, errors carried forward. Raises :class:`SymreparamError` for unusable input."""
+    return Checker(exercise, verify=verify).check(answers)
+
+
+class Checker:
+    """One exercise, analysed once (its answers, its typical mistakes, their float64 check), against
+    which any number of sets of answers can be judged quickly."""
+
+    def __init__(self, exercise: Exercise, *, verify: bool = True) -> None:
+        self.exercise = exercise
+        problem = exercise.problem
+        self.analysis = analyse(problem)
+        self.correct = answer_expressions(self.analysis)
+        self.names = answer_names(exercise)
+        self.ids = basis_ids(self.analysis.basis)
+        self.found = mistakes(self.analysis, self.correct)
+        self.error = _verify(problem, self.analysis, self.found) if verify else 0.0
+        self.inputs = [s.name for s in problem.data.input_symbols]
+        self.lr_names = [s.name for s in problem.lr_symbols]
+
+    def parse(self, answers: Sequence[tuple[str, str]]) -> list[tuple[Target, str, sp.Expr]]:
+        """The answers' targets and exact values; one-line errors for anything unusable."""
+        if not answers:
+            raise SymreparamError("--answer", "give at least one answer, e.g. --answer w1=2.4")
+        if len(answers) > MAX_ANSWERS:
+            raise SymreparamError("--answer", f"{len(answers)} answers given; check at most {MAX_ANSWERS} at once")
+        seen: set[str] = set()
+        parsed = []
+        for name, text in answers:
+            if name in seen:
+                raise SymreparamError(f"--answer {name}", "is given twice; give each answer once")
+            seen.add(name)
+            target = _resolve(name, self.names, self.correct)
+            allowed = (self.inputs if target.model is not None else []) + self.lr_names
+            parsed.append((target, text, parse_expression(text, f"--answer {target.name}", names=allowed,
+                                                          student=True)))
+        return parsed
+
+    def check(self, answers: Sequence[tuple[str, str]]) -> Report:
+        """Judge one set of answers."""
+        parsed = self.parse(answers)
+        # what the student's own answers imply for later ones
+        own = _own_paths(self.analysis, parsed, self.ids)
+        asked = {target.key for target, _, _ in parsed} | {key for _, key, _ in self.exercise.questions}
+        verdicts = tuple(_judge(self.analysis, self.correct, self.found, own, target, text, value, self.ids, asked)
+                         for target, text, value in parsed)
+        return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, self.error)
+
+
+def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target) -> sp.Expr:
+    if target.key is not None:
+        return correct[target.key]
+    d = next(d for d in analysis.derivations if d.model.name == target.model)
+    return d.function_final
+
+
+def _matches(given: sp.Expr, expected: sp.Expr, decimals: bool, variables) -> bool:
+    """Exactly equal; or, for an answer written with decimals, within the tolerance term by term."""
+    if sp.expand(given - expected) == 0:
+        return True
+    if not decimals:
+        return False
+    a, b = decompose(given, variables), decompose(expected, variables)
+    for term in set(a) | set(b):
+        ga, gb = a.get(term, sp.Integer(0)), b.get(term, sp.Integer(0))
+        if ga.free_symbols or gb.free_symbols:
+            return False
+        try:
+            if not within_tolerance(float(ga), float(gb)):
+                return False
+        except TypeError:
+            return False
+    return True
+
+
+def _variables(problem: Problem):
+    return tuple(problem.data.input_symbols) + tuple(problem.lr_symbols)
+
+
+def _mistaken_value(analysis: Analysis, mistake: Mistake, target: Target, ids, correct) -> sp.Expr | None:
+    """The mistake's value of the target (a function is rebuilt from its basis coefficients)."""
+    if target.key is not None:
+        return mistake.answers.get(target.key)
+    d = next(d for d in analysis.derivations if d.model.name == target.model)
+    if not d.is_linear:
+        steps = analysis.problem.steps
+        keys = [f"{d.model.name}.{w.name}.{steps}" for w in d.model.params]
+        if not any(k in mistake.answers for k in keys):
+            return None
+        return sp.expand(function_of(d, [mistake.answers.get(k, correct[k]) for k in keys]))
+    keys = [f"{target.model}.end.{k}" for k in ids]
+    if not any(k in mistake.answers for k in keys):
+        return None
+    coefficients = [mistake.answers.get(k, correct.get(k)) for k in keys]
+    if any(c is None for c in coefficients):
+        return None
+    return sp.expand(sp.Add(*(c * f for c, f in zip(coefficients, analysis.basis.functions))))
+
+
+_STEP_WORDS = {
+    "gradient": "the gradient",
+    "chain rule": "the chain rule",
+    "update": "the update",
+    "answer": "the reported answer",
+    "stability": "the stability condition",
+    "reparameterisation": "the effect of the reparameterisation",
+}
+
+
+def _where(analysis: Analysis, mistake: Mistake, target: Target, correct, model: str | None
+           ) -> tuple[str | None, str, str, str]:
+    """The first quantity at which the mistaken path differs from the worked one."""
+    step = mistake.rule.step
+    order = []
+    names = [(d.model.name, [w.name for w in d.model.params]) for d in analysis.derivations]
+    names.sort(key=lambda item: item[0] != model)  # the answer's own model first
+    if step in ("gradient", "chain rule"):
+        order = [f"{m}.grad.{w}" for m, ws in names for w in ws]
+    elif step == "update":
+        order = [f"{m}.{w}.1" for m, ws in names for w in ws]
+    for key in order:
+        if key in mistake.answers:
+            m, kind, rest = key.split(".", 2)
+            label = f"dL/d{rest}" if kind == "grad" else f"{kind} after the first step"
+            return key, label + f" ({m})", sp.sstr(mistake.answers[key]), sp.sstr(correct[key])
+    key = target.key
+    if key is not None and key in mistake.answers:
+        return key, target.prompt, sp.sstr(mistake.answers[key]), sp.sstr(correct[key])
+    return None, target.prompt, "", ""
+
+
+def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
+    """The student's final parameters and functions as they answered them, for errors carried forward."""
+    problem = analysis.problem
+    given = {target.key: value for target, _, value in parsed if target.key is not None}
+    written_with_decimals = {target.key: bool(_DECIMAL.search(text)) for target, text, _ in parsed}
+    variables = _variables(problem)
+    functions = {target.model: value for target, _, value in parsed if target.model is not None}
+    steps = problem.steps
+    changed = []
+    for d in analysis.derivations:
+        for j, w in enumerate(d.model.params):
+            key = f"{d.model.name}.{w.name}.{steps}"
+            if key in given and not given[key].free_symbols - set(problem.lr_symbols) \
+                    and not _matches(given[key], d.final[j], written_with_decimals[key], variables):
+                changed.append((d.model.name, w.name))
+
+    def implied_by(wrong):
+        """Answers implied when the student's wrong final parameters ``wrong`` replace the right ones."""
+        paths = []
+        for d in analysis.derivations:
+            final = [given[f"{d.model.name}.{w.name}.{steps}"] if (d.model.name, w.name) in wrong else v
+                     for w, v in zip(d.model.params, d.final)]
+            paths.append(Path(d.trajectory[:-1] + (tuple(final),), d.gradient))
+        answers = path_answers(analysis, paths)
+        answers.update({f"function.{d.model.name}": sp.expand(function_of(d, p.trajectory[-1]))
+                        for d, p in zip(analysis.derivations, paths)})
+        return answers
+
+    implied = implied_by(set(changed))
+    # which wrong parameters each implied answer actually depends on
+    without = {source: implied_by(set(changed) - {source}) for source in changed}
+    # a function the student wrote gives its own coefficients
+    inputs = problem.data.input_symbols
+    from_functions = {}
+    for m, f in functions.items():
+        parts = decompose(sp.expand(f), inputs)
+        if set(parts) <= set(analysis.basis.functions):
+            from_functions[m] = [parts.get(b, sp.Integer(0)) for b in analysis.basis.functions]
+    return {"changed": changed, "implied": implied, "without": without, "from_functions": from_functions}
+
+
+def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.Expr, ids, asked) -> Verdict:
+    problem = analysis.problem
+    expected = _expected(analysis, correct, target)
+    decimals = bool(_DECIMAL.search(text))
+    variables = _variables(problem)
+    shown = sp.sstr(expected)
+    if _matches(value, expected, decimals, variables):
+        return Verdict(target.name, text, True, "correct", shown, exact=sp.expand(value - expected) == 0)
+    model = target.model or (target.key.split(".")[0] if target.key and not target.key.startswith("ratio.")
+                             else (target.key.split(".")[1] if target.key else None))
+    diagnoses = []
+    for mistake in found:
+        wrong = _mistaken_value(analysis, mistake, target, ids, correct)
+        if wrong is None or not _matches(value, wrong, decimals, variables):
+            continue
+        key, where, yours, worked = _where(analysis, mistake, target, correct, model)
+        diagnoses.append(Diagnosis(mistake.id, mistake.title, mistake.why, _STEP_WORDS.get(mistake.rule.step,
+                                   mistake.rule.step), where, yours, worked, key in asked))
+    consistent = _carried_forward(analysis, own, target, value, decimals, variables, ids)
+    status = "consistent" if consistent else "wrong"
+    return Verdict(target.name, text, False, status, shown, tuple(diagnoses), consistent)
+
+
+def _carried_forward(analysis, own, target: Target, value, decimals, variables, ids) -> tuple[str, ...]:
+    """The earlier answers this wrong answer follows from, if it follows from them exactly."""
+    changed = own["changed"]
+    if target.key is not None and target.key.split(".")[-1].isdigit() and target.key.count(".") == 2:
+        return ()  # a parameter is an earlier answer itself
+    sources = []
+    if target.model is not None:
+        involved = {target.model}
+    elif target.key.startswith("ratio."):
+        involved = {analysis.derivations[0].model.name, target.key.split(".")[1]}
+    else:
+        involved = {target.key.split(".")[0]}
+    key = f"function.{target.model}" if target.model is not None else target.key
+    implied = own["implied"].get(key)
+    relevant = [source for source in changed if source[0] in involved
+                and key in own["without"][source] and sp.expand(own["without"][source][key] - implied) != 0]
+    if relevant and _matches(value, implied, decimals, variables):
+        sources = [w for _, w in relevant]
+    if not sources and target.key is not None:
+        parts = target.key.split(".")
+        if len(parts) == 3 and parts[1] in ("end", "change") and parts[0] in own["from_functions"]:
+            m, kind, k = parts
+            coefficient = own["from_functions"][m][ids.index(k)]
+            start = own["implied"].get(f"{m}.start.{k}", sp.Integer(0))
+            implied = coefficient if kind == "end" else sp.expand(coefficient - start)
+            if _matches(value, implied, decimals, variables):
+                sources = [m]
+    return tuple(sources)
+
+
+def _verify(problem: Problem, analysis: Analysis, found) -> float:
+    """Check in float64 the correct answers (as `solve` does) and every typical mistake's answers."""
+    from symreparam.solution import verify_analysis
+
+    worst = verify_analysis(analysis).max_rel_error  # raises VerificationError on any disagreement
+    if found:
+        worst = max(worst, _verify_mistakes(problem, analysis, found))
+    return worst
+
+
+def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistake]) -> float:
+    from symreparam.derive import loss_factor
+    from symreparam.errors import VerificationError
+    from symreparam.malverify import ModelFloats, content_floats, mistake_error
+    from symreparam.numeric import compile_model, exact_float
+    from symreparam.verify import TOLERANCE, Case, quiet
+
+    @quiet
+    def run() -> float:
+        inputs = tuple(problem.data.input_symbols)
+        x = np.array([[[exact_float(v) for v in row] for row in problem.data.inputs]], dtype=float).reshape(
+            1, problem.data.size, len(inputs))
+        y = np.array([[exact_float(t) for t in problem.data.targets]])
+        queries = np.array([[[exact_float(v) for v in q] for q in problem.queries]], dtype=float).reshape(
+            1, len(problem.queries), len(inputs))
+        ids = basis_ids(analysis.basis)
+        models = []
+        for d, reparam in zip(analysis.derivations, analysis.reparams):
+            case = Case(model=compile_model(d.model.expression, inputs, d.model.params), x=x, y=y,
+                        w0=np.array([[exact_float(w) for w in d.initial]]),
+                        lr=np.array([exact_float(problem.lr)]), cprime=np.array([exact_float(loss_factor(problem))]),
+                        probes=x, linear=d.is_linear)
+            models.append(ModelFloats(
+                name=d.model.name, params=tuple(w.name for w in d.model.params), case=case, n_inputs=len(inputs),
+                queries=queries,
+                A=None if reparam is None else np.array([[[exact_float(e) for e in row] for row in reparam.A.tolist()]]),
+                b=None if reparam is None else np.array([[exact_float(e) for e in reparam.b]]),
+                contents=content_floats(d, problem, (), np.zeros((1, 0))), steps=problem.steps, linear=d.is_linear))
+        correct = {k: np.array([exact_float(v)]) for k, v in answer_expressions(analysis).items()
+                   if not v.free_symbols}
+        worst = 0.0
+        for mistake in used:
+            recipe = mistake.rule.recipe
+            factor = np.array([exact_float(recipe.factor.xreplace({sp.Symbol("n"): problem.data.size}))
+                               if recipe else 1.0])
+            answers = {k: np.array([exact_float(v)]) for k, v in mistake.answers.items()}
+            err = float(mistake_error(mistake.rule, dict(mistake.words), answers, models, correct, ids, factor)[0])
+            if not err <= TOLERANCE:
+                raise VerificationError("verification", f"the float64 re-computation of the mistake "
+                                        f"'{mistake.title}' disagrees with its exact answers (relative error "
+                                        f"{err:.3g}); the diagnosis is withheld, please report it")
+            worst = max(worst, err)
+        return worst
+
+    if problem.lr_symbols:
+        return 0.0  # mistakes in a symbolic rate are checked through the correct path's samples only
+    return run()
