@@ -132,7 +132,6 @@ def test_newton_is_the_same_function_for_invertible_reparameterisations():
 
 
 def test_nonlinear_models_get_iterates_and_honest_gaps():
-    s, t, u, v = S("s"), S("t"), S("u"), S("v")
     sol = solve(models=["exp(2*s)*x + t", "u*v*x"], init=["s=0", "t=0", "u=1", "v=1"],
                 data=["x=1,y=2"], lr="1/10", steps=2, loss="half-mse")
     e, m = (mm.derivation for mm in sol.models)
