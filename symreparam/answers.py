@@ -55,7 +55,10 @@ def _coefficients(analysis: Analysis, index: int, values: Sequence[sp.Expr]) -> 
     has terms outside the basis, as a non-linear model can at parameters off its own path)."""
     reparam = analysis.reparams[index]
     if reparam is not None:
-        return tuple(sp.expand(c) for c in reparam.theta(values))
+        # theta = A w + b, written out: a Matrix product would re-simplify every entry
+        a, b = reparam.A, reparam.b
+        return tuple(sp.expand(sp.Add(b[k], *(a[k, j] * w for j, w in enumerate(values) if a[k, j] != 0)))
+                     for k in range(a.rows))
     d = analysis.derivations[index]
     inputs = analysis.problem.data.input_symbols
     function = function_of(d, values)

@@ -166,8 +166,6 @@ def reference_exercise() -> Exercise:
 
 def family_exercise(family, *, seed: str | None = None, ident: str | None = None, fixed: str | None = None) -> Exercise:
     """One variant of an exercise family, exactly as `generate` made it (its first valid draw)."""
-    from symreparam.program import variant_problem
-
     if fixed is not None:
         if fixed not in family.fixed:
             known = ", ".join(sorted(family.fixed)) or "none"
@@ -184,6 +182,13 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         drawn = accepted.batch.drawn[accepted.position]
         label = f"{family.name}, seed {seed}, variant {ident}"
     questions = tuple((q.id, q.answer, q.ask.replace("\\(", "").replace("\\)", "")) for q in family.questions)
+    if fixed == "reference" and family.name == "reparam-one-step":
+        from symreparam.problem import reference_problem
+
+        # the same problem (a test holds them equal), without deriving the family symbolically first
+        return Exercise(reference_problem(), label, questions)
+    from symreparam.program import variant_problem
+
     return Exercise(variant_problem(family, drawn), label, questions)
 
 
@@ -232,8 +237,10 @@ class Checker:
         self.correct = answer_expressions(self.analysis)
         self.names = answer_names(exercise)
         self.ids = basis_ids(self.analysis.basis)
-        self.found = mistakes(self.analysis, self.correct)
-        self.error = _verify(problem, self.analysis, self.found) if verify else 0.0
+        self.verify = verify
+        # the worked solution is checked now; a mistake's answers when a diagnosis first names it
+        self.error = _verify(self.analysis) if verify else 0.0
+        self.verified: set[str] = set()
         self.inputs = [s.name for s in problem.data.input_symbols]
         self.lr_names = [s.name for s in problem.lr_symbols]
 
@@ -255,14 +262,35 @@ class Checker:
                                                           student=True)))
         return parsed
 
+    def _mistakes(self, parsed) -> tuple[Mistake, ...]:
+        """Typical mistakes with their answers for what was asked, and for the steps where paths part."""
+        analysis = self.analysis
+        steps = analysis.problem.steps
+        wanted = {f"{d.model.name}.grad.{w.name}" for d in analysis.derivations for w in d.model.params}
+        wanted |= {f"{d.model.name}.{w.name}.1" for d in analysis.derivations for w in d.model.params}
+        for target, _, _ in parsed:
+            if target.key is not None:
+                wanted.add(target.key)
+            else:
+                wanted |= {f"{target.model}.end.{k}" for k in self.ids}
+                wanted |= {f"{target.model}.{w.name}.{steps}" for d in analysis.derivations
+                           if d.model.name == target.model for w in d.model.params}
+        return mistakes(analysis, self.correct, sorted(k for k in wanted if k in self.correct))
+
     def check(self, answers: Sequence[tuple[str, str]]) -> Report:
         """Judge one set of answers."""
         parsed = self.parse(answers)
+        found = self._mistakes(parsed)
         # what the student's own answers imply for later ones
         own = _own_paths(self.analysis, parsed, self.ids)
         asked = {target.key for target, _, _ in parsed} | {key for _, key, _ in self.exercise.questions}
-        verdicts = tuple(_judge(self.analysis, self.correct, self.found, own, target, text, value, self.ids, asked)
+        verdicts = tuple(_judge(self.analysis, self.correct, found, own, target, text, value, self.ids, asked)
                          for target, text, value in parsed)
+        named = {d.id for v in verdicts for d in v.diagnoses} - self.verified
+        if self.verify and named:
+            used = [m for m in found if m.id in named]
+            self.error = max(self.error, _verify_mistakes(self.exercise.problem, self.analysis, used, self.correct))
+            self.verified |= named
         return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, self.error)
 
 
@@ -376,9 +404,12 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
                         for d, p in zip(analysis.derivations, paths)})
         return answers
 
-    implied = implied_by(set(changed))
-    # which wrong parameters each implied answer actually depends on
-    without = {source: implied_by(set(changed) - {source}) for source in changed}
+    if changed:
+        implied = implied_by(set(changed))
+        # which wrong parameters each implied answer actually depends on
+        without = {source: implied_by(set(changed) - {source}) for source in changed}
+    else:
+        implied, without = {}, {}
     # a function the student wrote gives its own coefficients
     inputs = problem.data.input_symbols
     from_functions = {}
@@ -426,6 +457,8 @@ def _carried_forward(analysis, own, target: Target, value, decimals, variables, 
         involved = {target.key.split(".")[0]}
     key = f"function.{target.model}" if target.model is not None else target.key
     implied = own["implied"].get(key)
+    if implied is None and not own["from_functions"]:
+        return ()
     relevant = [source for source in changed if source[0] in involved
                 and key in own["without"][source] and sp.expand(own["without"][source][key] - implied) != 0]
     if relevant and _matches(value, implied, decimals, variables):
@@ -442,17 +475,15 @@ def _carried_forward(analysis, own, target: Target, value, decimals, variables, 
     return tuple(sources)
 
 
-def _verify(problem: Problem, analysis: Analysis, found) -> float:
-    """Check in float64 the correct answers (as `solve` does) and every typical mistake's answers."""
+def _verify(analysis: Analysis) -> float:
+    """Check the worked solution in float64, as `solve` does (VerificationError on any disagreement)."""
     from symreparam.solution import verify_analysis
 
-    worst = verify_analysis(analysis).max_rel_error  # raises VerificationError on any disagreement
-    if found:
-        worst = max(worst, _verify_mistakes(problem, analysis, found))
-    return worst
+    return verify_analysis(analysis).max_rel_error
 
 
-def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistake]) -> float:
+def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistake], exact: Mapping) -> float:
+    """Re-compute in float64 the answers of the mistakes a report names (VerificationError if they disagree)."""
     from symreparam.derive import loss_factor
     from symreparam.errors import VerificationError
     from symreparam.malverify import ModelFloats, content_floats, mistake_error
@@ -480,8 +511,7 @@ def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistak
                 A=None if reparam is None else np.array([[[exact_float(e) for e in row] for row in reparam.A.tolist()]]),
                 b=None if reparam is None else np.array([[exact_float(e) for e in reparam.b]]),
                 contents=content_floats(d, problem, (), np.zeros((1, 0))), steps=problem.steps, linear=d.is_linear))
-        correct = {k: np.array([exact_float(v)]) for k, v in answer_expressions(analysis).items()
-                   if not v.free_symbols}
+        correct = {k: np.array([exact_float(v)]) for k, v in exact.items() if not v.free_symbols}
         worst = 0.0
         for mistake in used:
             recipe = mistake.rule.recipe

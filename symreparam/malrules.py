@@ -181,10 +181,16 @@ class _Numbers:
         return self.field.from_expr(value)
 
     def expr(self, value) -> sp.Expr:
-        return sp.expand(value) if self.field is None else value.as_expr()
+        if self.field is not None:
+            return value.as_expr()
+        return value if value.is_Rational else sp.expand(value)
 
     def differs(self, a, b) -> bool:
-        return sp.expand(a - b) != 0 if self.field is None else a != b
+        if self.field is not None:
+            return a != b
+        if a.is_Rational and b.is_Rational:
+            return a != b
+        return sp.expand(a - b) != 0
 
 
 def _content(expr: sp.Expr, variables) -> sp.Expr:
