@@ -18,7 +18,9 @@ import json
 import os
 import re
 import shutil
+import math
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -243,7 +245,9 @@ def variant_losses(batch: Batch) -> list[str]:
 def applicable(batch: Batch, mistake) -> np.ndarray:
     """Per variant, whether a typical mistake can happen with that variant's loss convention."""
     n = batch.program.problem.data.size
-    return np.array([mistake.applies(loss, n) for loss in variant_losses(batch)], dtype=bool)
+    losses = variant_losses(batch)
+    by_loss = {loss: mistake.applies(loss, n) for loss in set(losses)}
+    return np.array([by_loss[loss] for loss in losses], dtype=bool)
 
 
 def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
@@ -322,7 +326,10 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
         for index, (_, chosen) in found.items():
             accepted[index] = chosen
         pending = [slot for slot in pending if slot[0] not in found]
-        width = 8
+        # Enough attempts per slot that most slots succeed next round, not so many that a lenient
+        # family evaluates several times the draws it needs: from this round's rate of valid draws.
+        rate = len(found) / max(len(candidates), 1)
+        width = 8 if rate <= 0 else min(8, max(1, math.ceil(math.log(0.05) / math.log(max(1e-9, 1 - rate)))))
         if progress:
             progress("solving", len(accepted), len(slots))
     return tuple(accepted[index] for index, _, _ in slots)
@@ -394,25 +401,57 @@ def _meta(request: Request, accepted: Accepted) -> SimpleNamespace:
                            questions=request.family.questions)
 
 
-def _answers(accepted: Accepted) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """The variant's exact answers by key, and per applicable typical mistake the asked answers it gives."""
+@dataclass
+class _BatchTables:
+    """What every variant of one batch needs for its record, worked out once per batch."""
+
+    answer_columns: list[tuple[str, int]]
+    mistakes: list[tuple[str, list[tuple[str, int]], list[list[bool]]]]  # id, (key, column), per variant: shown
+    column: dict[str, int]  # answer key -> its column in the batch's texts
+    json_prefixes: list[str]  # '"key": "' for every answer, in order
+
+
+_TABLES: "weakref.WeakKeyDictionary[Batch, _BatchTables]" = weakref.WeakKeyDictionary()
+
+
+def _tables(batch: Batch) -> _BatchTables:
     from symreparam.program import mistake_key
 
-    keys, rows = accepted.batch.texts
-    values = dict(zip(keys, rows[accepted.position]))
-    answers = {k: v for k, v in values.items() if not k.startswith("mal.")}
-    batch, v = accepted.batch, accepted.position
-    loss = variant_losses(batch)[v]
-    n = batch.program.problem.data.size
-    mistakes = {}
+    cached = _TABLES.get(batch)
+    if cached is not None:
+        return cached
+    keys, _ = batch.texts
+    column = {key: i for i, key in enumerate(keys)}
+    answers = [(key, i) for i, key in enumerate(keys) if not key.startswith("mal.")]
+    found = []
     for mistake in batch.program.mistakes:
-        if not mistake.applies(loss, n):
-            continue
-        given = {key: values[mistake_key(mistake.id, key)] for key in mistake.answers
-                 if batch.values[mistake_key(mistake.id, key)].den[v] != 0}
+        able = applicable(batch, mistake)
+        pairs = [(key, column[mistake_key(mistake.id, key)]) for key in mistake.answers]
+        defined = np.stack([batch.values[mistake_key(mistake.id, key)].den != 0 for key in mistake.answers])
+        found.append((mistake.id, pairs, (able[None, :] & defined).T.tolist()))
+    tables = _BatchTables(answers, found, column, [json.dumps(key) + ': "' for key, _ in answers])
+    _TABLES[batch] = tables
+    return tables
+
+
+def _asked(batch: Batch) -> tuple[str, ...]:
+    return tuple(q.answer for q in batch.program.family.questions)
+
+
+def _answers(accepted: Accepted) -> tuple[str, dict[str, dict[str, str]], dict[str, str]]:
+    """The variant's exact answers as a JSON object (written directly: they are thousands of plain
+    ``n/d`` strings), per applicable typical mistake the asked answers it gives, and the text of any
+    answer by key."""
+    batch, v = accepted.batch, accepted.position
+    tables = _tables(batch)
+    row = batch.texts[1][v]
+    encoded = "{" + ", ".join([p + row[i] + '"' for p, (_, i) in zip(tables.json_prefixes, tables.answer_columns)]) + "}"
+    mistakes = {}
+    for mistake_id, pairs, present in tables.mistakes:
+        given = {key: row[i] for (key, i), ok in zip(pairs, present[v]) if ok}
         if given:
-            mistakes[mistake.id] = given
-    return answers, mistakes
+            mistakes[mistake_id] = given
+    return encoded, mistakes, {key: row[tables.column[key]] for key in _asked(batch) if key in tables.column}
 
 
 def render_variant(request: Request, accepted: Accepted, tex=None, md=None, moodle: bool = False) -> dict[str, str]:
@@ -477,13 +516,12 @@ def _generate(request: Request, progress: Progress | None) -> Output:
                 bodies[f"{kind}.md"].append(body)
                 files[f"{kind}-{slug}.md"] = body.encode()
                 own.append(f"{kind}-{slug}.md")
-        answers, mistakes = _answers(a)
+        answers_json, mistakes, texts = _answers(a)
         drawn = a.batch.drawn[a.position]
         if "json" in formats:
             own.append(f"variant-{slug}.json")
         # Keys in sorted order by construction (answers come sorted), so the encoder need not sort.
         record = {
-            "answers": answers,
             "attempts": a.attempts,
             "drawn": dict(sorted(drawn.items())),
             "files": sorted(own),
@@ -492,12 +530,13 @@ def _generate(request: Request, progress: Progress | None) -> Output:
             "max_rel_error": a.max_rel_error,
             "mistakes": mistakes,
             "name": a.name,
-            "questions": dict(sorted((q.id, answers[q.answer] if q.answer in answers else drawn[q.answer])
+            "questions": dict(sorted((q.id, texts[q.answer] if q.answer in texts else drawn[q.answer])
                                      for q in family.questions)),
             "seed": request.seed,
         }
-        # Encoded once, used both as the variant's own file and inside the manifest.
-        encoded = json.dumps(record)
+        # Encoded once, used both as the variant's own file and inside the manifest; "answers" sorts
+        # first, so the pre-encoded object goes in front.
+        encoded = '{"answers": ' + answers_json + ", " + json.dumps(record)[1:]
         if "json" in formats:
             files[f"variant-{slug}.json"] = (encoded + "\n").encode()
         records.append(encoded)

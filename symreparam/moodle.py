@@ -58,7 +58,7 @@ def _cdata(text: str):
 def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
     """The quiz file for ``accepted`` variants: statements and solutions from ``templates`` (Markdown),
     the file from moodle.xml in ``xml_templates``."""
-    from symreparam.generate import render_variant, variant_losses
+    from symreparam.generate import render_variant
     from symreparam.program import mistake_key
     from symreparam.render import load_template, render_template, upper_first
 
@@ -73,7 +73,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
         statement = to_html(parts["sheet.md"])
         feedback = to_html(parts["key.md"])
         batch, v = a.batch, a.position
-        loss = variant_losses(batch)[v]
+        loss = batch.drawn[v].get("loss", batch.program.problem.loss.value)
         n = batch.program.problem.data.size
         for q in family.questions:
             right = Fraction(*batch.fraction(q.answer, v)) if q.answer in batch.values else None

@@ -248,13 +248,20 @@ class Batch:
         from symreparam.printing import text_rational
 
         keys = tuple(sorted(self.values))
-        columns = self.columns
+        if not keys:
+            return keys, [[] for _ in range(self.size)]
         per_key = []
         for key in keys:
-            nums, dens = columns[key]
-            # integers (the common case) need no fraction formatting at all
-            per_key.append(list(map(str, nums)) if all(d == 1 for d in dens) else list(map(text_rational, nums, dens)))
-        return keys, [list(row) for row in zip(*per_key)] if per_key else [[] for _ in range(self.size)]
+            value = self.values[key]
+            # NumPy's string conversion of whole columns; "n/d" only where the denominator is not 1
+            text = value.num.astype(str)
+            fractional = value.den != 1
+            if fractional.any():
+                text = text.astype(object)
+                text[fractional] = [text_rational(int(n), int(d)) for n, d in
+                                    zip(value.num[fractional], value.den[fractional])]
+            per_key.append(text)
+        return keys, np.array(per_key, dtype=object).T.tolist()
 
     @cached_property
     def columns(self) -> dict[str, tuple[list[int], list[int]]]:
