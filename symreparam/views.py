@@ -7,7 +7,7 @@ writers of :mod:`symreparam.printing`, and only what a template uses is ever for
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from math import gcd
 
 import sympy as sp
@@ -19,6 +19,25 @@ _LOSS_WORDS = {"mse": "mean squared error", "half-mse": "half mean squared error
 _LOSS_TEX = {"mse": r"\frac{1}{n}\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2",
              "half-mse": r"\frac{1}{2n}\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2",
              "sse": r"\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2"}
+
+
+class cached_property:  # noqa: N801 - used like functools.cached_property
+    """functools.cached_property without its lock (Python 3.11 takes an RLock on every first access):
+    views are made and used by one thread, thousands of times per run."""
+
+    def __init__(self, function):
+        self.function = function
+        self.name = function.__name__
+        self.__doc__ = function.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.function(instance)
+        return value
 
 
 @lru_cache(maxsize=256)
