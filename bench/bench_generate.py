@@ -7,7 +7,9 @@ Both sides are timed as whole commands, interleaved in one run, at two sizes, so
 
 Target: symreparam at least 50x faster per variant than the naive script, which re-derives every
 variant with SymPy (diff, subs, expand, eigenvalues, latex) and renders one template
-(bench/naive_generate.py). The whole-command figure, start-up included, is printed too.
+(bench/naive_generate.py). Both are single processes; the target is judged on CPU time (user +
+system), because on shared virtual machines wall-clock times of the same command swing by 40% from
+one minute to the next. Wall-clock figures, and the whole command with start-up, are printed too.
 
     python bench/bench_generate.py [--rounds 3] [--variants 1000] [--naive 100]
 """
@@ -47,20 +49,28 @@ def main() -> int:
             f"naive script, {args.naive} variants": [PYTHON, naive, str(args.naive), f"{tmp}/naive-{args.naive}"],
             "naive script, 1 variant": [PYTHON, naive, "1", f"{tmp}/naive-1"],
         }
-        times = {k: statistics.median(v) for k, v in time_commands(commands, args.rounds).items()}
-    ours_n, ours_1 = times[f"symreparam generate, {args.variants} variants"], times["symreparam generate, 1 variant"]
-    naive_n, naive_1 = times[f"naive script, {args.naive} variants"], times["naive script, 1 variant"]
-    ours_each = (ours_n - ours_1) / (args.variants - 1)
-    naive_each = (naive_n - naive_1) / (args.naive - 1)
-    for name, value in times.items():
-        print(f"{name:40s} {value:8.3f} s (median of {args.rounds})")
-    print(f"per variant: symreparam {1000 * ours_each:.3f} ms, naive {1000 * naive_each:.2f} ms")
-    ratio = naive_each / ours_each
-    print(f"per-variant ratio: {ratio:.0f}x faster (target >= 50x: {'met' if ratio >= 50 else 'MISSED'})")
-    whole = (naive_each * args.variants + naive_1) / ours_n
-    print(f"whole command for {args.variants} variants, start-up included: {ours_n:.2f} s vs about "
-          f"{naive_each * args.variants + naive_1:.1f} s for the naive script ({whole:.0f}x)")
-    return 0 if ratio >= 50 else 1
+        cpu: dict[str, list[float]] = {}
+        times = {k: statistics.median(v) for k, v in time_commands(commands, args.rounds, cpu=cpu).items()}
+        cpu_times = {k: statistics.median(v) for k, v in cpu.items()}
+    ok = True
+    for label, measured in (("CPU time (user + system)", cpu_times), ("wall-clock time", times)):
+        ours_n = measured[f"symreparam generate, {args.variants} variants"]
+        ours_1 = measured["symreparam generate, 1 variant"]
+        naive_n, naive_1 = measured[f"naive script, {args.naive} variants"], measured["naive script, 1 variant"]
+        ours_each = (ours_n - ours_1) / (args.variants - 1)
+        naive_each = (naive_n - naive_1) / (args.naive - 1)
+        ratio = naive_each / ours_each
+        print(f"\n{label}, medians of {args.rounds}:")
+        for name, value in measured.items():
+            print(f"  {name:40s} {value:8.3f} s")
+        print(f"  per variant: symreparam {1000 * ours_each:.3f} ms, naive {1000 * naive_each:.2f} ms")
+        print(f"  per-variant ratio: {ratio:.0f}x faster (target >= 50x: {'met' if ratio >= 50 else 'MISSED'})")
+        whole = (naive_each * args.variants + naive_1) / ours_n
+        print(f"  whole command for {args.variants} variants, start-up included: {ours_n:.2f} s vs about "
+              f"{naive_each * args.variants + naive_1:.1f} s for the naive script ({whole:.0f}x)")
+        if label.startswith("CPU"):
+            ok = ratio >= 50
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,10 +30,11 @@ def precompile() -> None:
 
 
 def time_commands(commands: dict[str, list[str]], rounds: int, env: dict | None = None,
-                  ok_codes: tuple[int, ...] = (0,)) -> dict[str, list[float]]:
+                  ok_codes: tuple[int, ...] = (0,), cpu: dict | None = None) -> dict[str, list[float]]:
     """Run each command ``rounds`` times, interleaved, and return the wall-clock seconds of each run.
 
     ``ok_codes`` are the exit codes that count as success (``check`` exits 1 when an answer is wrong).
+    With ``cpu`` (a dict), the CPU seconds (user + system) of each run are collected there too.
     """
     env = dict(os.environ if env is None else env)
     env.setdefault("PYTHONPATH", str(ROOT))
@@ -43,9 +45,13 @@ def time_commands(commands: dict[str, list[str]], rounds: int, env: dict | None 
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, cmd in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             times[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if done.returncode not in ok_codes:
                 raise SystemExit(f"{name}: exited with {done.returncode}")
     return times

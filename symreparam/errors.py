@@ -21,6 +21,10 @@ class SymreparamError(Exception):
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
 
+    def __reduce__(self):
+        # picklable across processes (the generator renders in forked workers)
+        return self.__class__, (self.field, self.message)
+
 
 class ParseError(SymreparamError):
     """A user string that the safe parser refuses."""

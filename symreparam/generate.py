@@ -487,6 +487,57 @@ def generate(request: Request, progress: Progress | None = None) -> Output:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class _Rendered:
+    """Everything one variant contributes: its sheet and key bodies, and its record as JSON."""
+
+    bodies: Mapping[str, str]  # sheet.tex, key.tex, sheet.md, key.md as asked
+    record: str
+
+
+def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
+    """One variant's documents and record."""
+    formats = request.formats
+    family = request.family
+    rendered = render_variant(request, a, tex, md)
+    own = []
+    for kind in ("sheet", "key"):
+        if tex is not None:
+            own += [f"{kind}-{slug}.tex"] * ("tex" in formats) + [f"{kind}-{slug}.pdf"] * ("pdf" in formats)
+        if md is not None:
+            own.append(f"{kind}-{slug}.md")
+    answers_json, mistakes, texts = _answers(a)
+    drawn = a.batch.drawn[a.position]
+    if "json" in formats:
+        own.append(f"variant-{slug}.json")
+    # Keys in sorted order by construction (answers come sorted), so the encoder need not sort.
+    record = {
+        "attempts": a.attempts,
+        "drawn": dict(sorted(drawn.items())),
+        "files": sorted(own),
+        "id": a.ident,
+        "index": a.index,
+        "max_rel_error": a.max_rel_error,
+        "mistakes": mistakes,
+        "name": a.name,
+        "questions": dict(sorted((q.id, texts[q.answer] if q.answer in texts else drawn[q.answer])
+                                 for q in family.questions)),
+        "seed": request.seed,
+    }
+    # "answers" sorts first, so the pre-encoded object goes in front.
+    return _Rendered(rendered, '{"answers": ' + answers_json + ", " + json.dumps(record)[1:])
+
+
+def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress | None) -> list[_Rendered]:
+    """Every variant's documents and record, in order."""
+    out = []
+    for count, (a, slug) in enumerate(zip(accepted, slugs), 1):
+        out.append(_render_one(request, a, slug, tex, md))
+        if progress and count % 50 == 0:
+            progress("rendering", count, len(accepted))
+    return out
+
+
 def _generate(request: Request, progress: Progress | None) -> Output:
     import jinja2
     import numpy
@@ -494,7 +545,6 @@ def _generate(request: Request, progress: Progress | None) -> Output:
 
     formats = request.formats
     accepted = solve_variants(request, progress)
-    family = request.family
     tex = _templates(request, "tex") if {"tex", "pdf"} & set(formats) else None
     md = _templates(request, "md") if "md" in formats else None
     quiz_md = (md or _templates(request, "md")) if "moodle" in formats else None
@@ -503,45 +553,21 @@ def _generate(request: Request, progress: Progress | None) -> Output:
     bodies: dict[str, list[str]] = {"sheet.tex": [], "key.tex": [], "sheet.md": [], "key.md": []}
     records = []
     documents: dict[str, str] = {}
-    for count, (a, slug) in enumerate(zip(accepted, _file_ids(request, accepted)), 1):
-        rendered = render_variant(request, a, tex, md)
-        own = []
+    slugs = _file_ids(request, accepted)
+    for slug, done in zip(slugs, _render_all(request, accepted, slugs, tex, md, progress)):
         for kind in ("sheet", "key"):
             if tex is not None:
-                body = rendered[f"{kind}.tex"]
+                body = done.bodies[f"{kind}.tex"]
                 bodies[f"{kind}.tex"].append(body)
-                own += _tex_outputs(f"{kind}-{slug}", tex.document(body), formats, files, documents)
+                _tex_outputs(f"{kind}-{slug}", tex.document(body), formats, files, documents)
             if md is not None:
-                body = rendered[f"{kind}.md"]
+                body = done.bodies[f"{kind}.md"]
                 bodies[f"{kind}.md"].append(body)
                 files[f"{kind}-{slug}.md"] = body.encode()
-                own.append(f"{kind}-{slug}.md")
-        answers_json, mistakes, texts = _answers(a)
-        drawn = a.batch.drawn[a.position]
         if "json" in formats:
-            own.append(f"variant-{slug}.json")
-        # Keys in sorted order by construction (answers come sorted), so the encoder need not sort.
-        record = {
-            "attempts": a.attempts,
-            "drawn": dict(sorted(drawn.items())),
-            "files": sorted(own),
-            "id": a.ident,
-            "index": a.index,
-            "max_rel_error": a.max_rel_error,
-            "mistakes": mistakes,
-            "name": a.name,
-            "questions": dict(sorted((q.id, texts[q.answer] if q.answer in texts else drawn[q.answer])
-                                     for q in family.questions)),
-            "seed": request.seed,
-        }
-        # Encoded once, used both as the variant's own file and inside the manifest; "answers" sorts
-        # first, so the pre-encoded object goes in front.
-        encoded = '{"answers": ' + answers_json + ", " + json.dumps(record)[1:]
-        if "json" in formats:
-            files[f"variant-{slug}.json"] = (encoded + "\n").encode()
-        records.append(encoded)
-        if progress and count % 50 == 0:
-            progress("rendering", count, len(accepted))
+            files[f"variant-{slug}.json"] = (done.record + "\n").encode()
+        records.append(done.record)
+    family = request.family
     booklet_files = []
     for kind in ("sheet", "key"):
         if tex is not None:
