@@ -528,13 +528,67 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
     return _Rendered(rendered, '{"answers": ' + answers_json + ", " + json.dumps(record)[1:])
 
 
+# Rendering is pure, so large runs share it among forked worker processes (same bytes out).
+PARALLEL_MIN = 200
+_WORK: tuple | None = None  # what forked workers render from: inherited, never pickled
+
+
+def _render_chunk(bounds: tuple[int, int]):
+    request, accepted, slugs, tex, md = _WORK
+    try:
+        out = [_render_one(request, accepted[i], slugs[i], tex, md) for i in range(*bounds)]
+    except SymreparamError as exc:
+        return exc, {}
+    used = {}
+    for templates in (tex, md):
+        if templates is not None:
+            used.update(templates.sources)
+    return out, used
+
+
+def _workers(count: int) -> int:
+    """How many processes share the rendering of ``count`` variants (1: this one alone)."""
+    import multiprocessing
+    import sys
+
+    wanted = os.environ.get("SYMREPARAM_WORKERS", "")
+    cores = int(wanted) if wanted.isdigit() and int(wanted) > 0 else min(os.cpu_count() or 1, 4)
+    if count < PARALLEL_MIN or cores < 2 or not sys.platform.startswith("linux") \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return cores
+
+
 def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress | None) -> list[_Rendered]:
     """Every variant's documents and record, in order."""
-    out = []
-    for count, (a, slug) in enumerate(zip(accepted, slugs), 1):
-        out.append(_render_one(request, a, slug, tex, md))
-        if progress and count % 50 == 0:
-            progress("rendering", count, len(accepted))
+    global _WORK
+    workers = _workers(len(accepted))
+    # the first variant here: it loads (and records) every template the workers will use
+    out = [_render_one(request, accepted[0], slugs[0], tex, md)]
+    if workers == 1:
+        for count in range(2, len(accepted) + 1):
+            out.append(_render_one(request, accepted[count - 1], slugs[count - 1], tex, md))
+            if progress and count % 50 == 0:
+                progress("rendering", count, len(accepted))
+        return out
+    import multiprocessing
+
+    size = -(-(len(accepted) - 1) // (4 * workers))
+    chunks = [(i, min(i + size, len(accepted))) for i in range(1, len(accepted), size)]
+    _WORK = (request, accepted, slugs, tex, md)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for rendered, used in pool.imap(_render_chunk, chunks):
+                if isinstance(rendered, SymreparamError):
+                    raise rendered
+                out.extend(rendered)
+                for templates in (tex, md):
+                    if templates is not None:
+                        templates.env.loader.used.update(used)
+                if progress:
+                    progress("rendering", len(out), len(accepted))
+    finally:
+        _WORK = None
     return out
 
 

@@ -334,3 +334,26 @@ def test_missing_pdflatex_names_the_packages(monkeypatch):
     monkeypatch.setattr(shutil_module, "which", lambda name: None)
     with pytest.raises(SymreparamError, match="texlive-latex-base texlive-latex-recommended texlive-pictures"):
         generate(Request(family=load("reparam-one-step"), fixed="reference", formats=("pdf",)))
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_bytes(monkeypatch):
+    fam = load("reparam-one-step")
+    request = Request(family=fam, variants=250, seed="4", formats=("tex", "md", "json"))
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "1")
+    alone = generate(request)
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "2")
+    shared = generate(request)
+    assert alone.files == shared.files
+
+
+@pytest.mark.slow
+def test_an_error_in_a_worker_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "2")
+    templates = tmp_path / "templates" / "reparam-one-step"
+    templates.mkdir(parents=True)
+    (templates / "sheet.tex").write_text("\\BLOCK{if variant.index > 100}\\VAR{nowhere}\\BLOCK{endif}sheet")
+    result = run("generate", "reparam-one-step", "-n", "250", "--templates", str(tmp_path / "templates"),
+                 "--out", str(tmp_path / "o"), code=2)
+    assert "'nowhere' is undefined" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "o").exists()
