@@ -93,6 +93,7 @@ def test_irrational_rate_over_many_steps_is_exact_and_checked():
     assert doc["verification"]["max_rel_error"] < 1e-12
 
 
+@pytest.mark.slow
 def test_symbolic_rate_over_many_steps_is_checked_without_cancellation():
     doc = json.loads(run("solve", "--lr", "eta", "--steps", "100", "--format", "json").output)
     assert doc["verification"]["max_rel_error"] < 1e-8
