@@ -11,20 +11,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 
 from symreparam.answers import Path, answer_expressions, basis_ids, function_of, path_answers
 from symreparam.errors import ParseError, SymreparamError
-from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, within_tolerance
+from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, tolerance
 from symreparam.parse import parse_expression
 from symreparam.problem import Problem
 from symreparam.reparam import decompose
 from symreparam.solution import Analysis, analyse
 
 MAX_ANSWERS = 200
-_DECIMAL = re.compile(r"[0-9]\.[0-9]|\.[0-9]|[0-9][eE][-+]?[0-9]")
+# An answer with a fraction bar is exact and must be exactly right; one in decimal notation (whole
+# numbers included) is taken as rounded and accepted within the tolerance.
+_FRACTION = re.compile(r"/|\\[dt]?frac|\u00f7")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Exercise:
     problem: Problem
     label: str
     questions: tuple[tuple[str, str, str], ...] = ()
+    solution_hint: str = "`symreparam solve` with the same problem prints it"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Verdict:
     diagnoses: tuple[Diagnosis, ...] = ()
     consistent_with: tuple[str, ...] = ()
     exact: bool = False  # equal to the exact answer, not only within the tolerance
+    note: str = ""  # why a close answer is not accepted
 
 
 @dataclass(frozen=True)
@@ -181,15 +186,22 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         (accepted,) = solve_variants(Request(family=family, seed=str(seed), roster=((ident, ""),)))
         drawn = accepted.batch.drawn[accepted.position]
         label = f"{family.name}, seed {seed}, variant {ident}"
-    questions = tuple((q.id, q.answer, q.ask.replace("\\(", "").replace("\\)", "")) for q in family.questions)
+    questions = tuple((q.id, q.answer, _plain(q.ask)) for q in family.questions)
     if fixed == "reference" and family.name == "reparam-one-step":
         from symreparam.problem import reference_problem
 
         # the same problem (a test holds them equal), without deriving the family symbolically first
-        return Exercise(reference_problem(), label, questions)
+        return Exercise(reference_problem(), label, questions, "`symreparam solve` prints it")
     from symreparam.program import variant_problem
 
-    return Exercise(variant_problem(family, drawn), label, questions)
+    return Exercise(variant_problem(family, drawn), label, questions, "the answer key of your variant has it")
+
+
+def _plain(prompt: str) -> str:
+    """A question's LaTeX prompt as plain text: \\(w_3\\) -> w3, P_{11} -> P11."""
+    text = prompt.replace("\\(", "").replace("\\)", "")
+    text = re.sub(r"_\{?([A-Za-z0-9]+)\}?", r"\1", text)
+    return re.sub(r"\\[A-Za-z]+\s*", "", text).replace("{", "").replace("}", "")
 
 
 def answer_names(exercise: Exercise, analysis: Analysis | None = None) -> dict[str, Target]:
@@ -302,22 +314,10 @@ def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target
 
 
 def _matches(given: sp.Expr, expected: sp.Expr, decimals: bool, variables) -> bool:
-    """Exactly equal; or, for an answer written with decimals, within the tolerance term by term."""
+    """Exactly equal; or, for an answer in decimal notation, within the tolerance term by term."""
     if sp.expand(given - expected) == 0:
         return True
-    if not decimals:
-        return False
-    a, b = decompose(given, variables), decompose(expected, variables)
-    for term in set(a) | set(b):
-        ga, gb = a.get(term, sp.Integer(0)), b.get(term, sp.Integer(0))
-        if ga.free_symbols or gb.free_symbols:
-            return False
-        try:
-            if not within_tolerance(float(ga), float(gb)):
-                return False
-        except TypeError:
-            return False
-    return True
+    return decimals and _distance(given, expected, variables) <= 1
 
 
 def _variables(problem: Problem):
@@ -360,7 +360,10 @@ def _where(analysis: Analysis, mistake: Mistake, target: Target, correct, model:
     step = mistake.rule.step
     order = []
     names = [(d.model.name, [w.name for w in d.model.params]) for d in analysis.derivations]
-    names.sort(key=lambda item: item[0] != model)  # the answer's own model first
+    names.sort(key=lambda item: item[0] != model)  # the answer's own model first ...
+    parts = (target.key or "").split(".")
+    if len(parts) == 3 and parts[2].isdigit():  # ... and for a parameter, that parameter first
+        names = [(m, sorted(ws, key=lambda w: w != parts[1])) for m, ws in names]
     if step in ("gradient", "chain rule"):
         order = [f"{m}.grad.{w}" for m, ws in names for w in ws]
     elif step == "update":
@@ -380,7 +383,7 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
     """The student's final parameters and functions as they answered them, for errors carried forward."""
     problem = analysis.problem
     given = {target.key: value for target, _, value in parsed if target.key is not None}
-    written_with_decimals = {target.key: bool(_DECIMAL.search(text)) for target, text, _ in parsed}
+    written_with_decimals = {target.key: _rounded(text) for target, text, _ in parsed}
     variables = _variables(problem)
     functions = {target.model: value for target, _, value in parsed if target.model is not None}
     steps = problem.steps
@@ -423,11 +426,20 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
 def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.Expr, ids, asked) -> Verdict:
     problem = analysis.problem
     expected = _expected(analysis, correct, target)
-    decimals = bool(_DECIMAL.search(text))
+    decimals = _rounded(text)
     variables = _variables(problem)
     shown = sp.sstr(expected)
-    if _matches(value, expected, decimals, variables):
-        return Verdict(target.name, text, True, "correct", shown, exact=sp.expand(value - expected) == 0)
+    if sp.expand(value - expected) == 0:
+        return Verdict(target.name, text, True, "correct", shown, exact=True)
+    rivals = _rivals(analysis, correct, found, target, ids, expected)
+    note = ""
+    if decimals and _distance(value, expected, variables) <= 1:
+        # within the tolerance; but where a wrong method lands as close (small steps), the nearest wins
+        near = [(title, _distance(value, other, variables)) for title, other in rivals]
+        closer = [title for title, d in near if d <= _distance(value, expected, variables)]
+        if not closer:
+            return Verdict(target.name, text, True, "correct", shown)
+        note = (f"too imprecise to tell from {closer[0]}: give it exactly, or with more digits")
     model = target.model or (target.key.split(".")[0] if target.key and not target.key.startswith("ratio.")
                              else (target.key.split(".")[1] if target.key else None))
     diagnoses = []
@@ -440,7 +452,67 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
                                    mistake.rule.step), where, yours, worked, key in asked))
     consistent = _carried_forward(analysis, own, target, value, decimals, variables, ids)
     status = "consistent" if consistent else "wrong"
-    return Verdict(target.name, text, False, status, shown, tuple(diagnoses), consistent)
+    return Verdict(target.name, text, False, status, shown, tuple(diagnoses), consistent, note=note)
+
+
+def _rounded(text: str) -> bool:
+    return not _FRACTION.search(text)
+
+
+def _distance(given: sp.Expr, other: sp.Expr, variables) -> float:
+    """How far apart two answers are, in tolerances: the largest, term by term, of |a - b| / tolerance(b)
+    (infinite when they differ in a term that is not a number)."""
+    a, b = _float_terms(given, tuple(variables)), _float_terms(other, tuple(variables))
+    worst = 0.0
+    for term in set(a) | set(b):
+        fa, fb = a.get(term, 0.0), b.get(term, 0.0)
+        if isinstance(fa, sp.Expr) or isinstance(fb, sp.Expr):  # a term with a symbol left in it
+            if not (isinstance(fa, sp.Expr) and isinstance(fb, sp.Expr) and sp.expand(fa - fb) == 0):
+                return float("inf")
+            continue
+        worst = max(worst, abs(fa - fb) / float(tolerance(fb)))
+    return worst
+
+
+@lru_cache(maxsize=512)
+def _float_terms(expr: sp.Expr, variables: tuple) -> dict:
+    """The coefficient of every term of an answer as a float (kept exact where it holds a symbol).
+
+    Cached: one student answer is compared with the right one and with every mistake's, and turning a
+    tower of powers into a float is the slow part."""
+    out = {}
+    for term, coefficient in decompose(sp.expand(expr), variables).items():
+        if coefficient.free_symbols:
+            out[term] = coefficient
+            continue
+        try:
+            out[term] = float(coefficient)
+        except (TypeError, ValueError, OverflowError):
+            out[term] = coefficient
+    return out
+
+
+def _rivals(analysis: Analysis, correct, found, target: Target, ids, expected) -> list[tuple[str, sp.Expr]]:
+    """What a rounded answer must be closer to the right answer than: every typical mistake's value of
+    it, and the value before the steps (not stepping at all)."""
+    out = []
+    for mistake in found:
+        wrong = _mistaken_value(analysis, mistake, target, ids, correct)
+        if wrong is not None:
+            out.append((f"the answer of a typical mistake ({mistake.title})", wrong))
+    key = target.key
+    before = None
+    if target.model is not None:
+        before = next(d for d in analysis.derivations if d.model.name == target.model).function_initial
+    elif key is not None:
+        parts = key.split(".")
+        if len(parts) == 3 and parts[2].isdigit() and int(parts[2]) > 0:
+            before = correct.get(f"{parts[0]}.{parts[1]}.0")
+        elif len(parts) == 3 and parts[1] == "end":
+            before = correct.get(f"{parts[0]}.start.{parts[2]}")
+    if before is not None and sp.expand(before - expected) != 0:
+        out.append(("the value before the step", before))
+    return out
 
 
 def _carried_forward(analysis, own, target: Target, value, decimals, variables, ids) -> tuple[str, ...]:

@@ -213,16 +213,23 @@ def check(problem_file, models, init, data, lr, steps, loss, answers, answers_fi
     pairs = [checking.split_answer(item) for item in answers]
     if answers_file is not None:
         pairs += checking.read_answers(answers_file)
+    posed = problem_file is not None or any(x for x in (models, init, data)) or any(
+        x is not None for x in (lr, steps, loss))
+    if family_name is not None and posed:
+        raise SymreparamError("--family", "give either a family variant or a problem (file or flags), not both")
     problem = _build_problem(problem_file, models, init, data, lr, steps, loss)
     if family_name is not None:
-        if problem is not None:
-            raise SymreparamError("--family", "give either a family variant or a problem, not both")
         family = families.load(families.find(family_name, exercises))
         if fixed is None and (seed is None or variant is None):
             raise SymreparamError("--family", "give --seed and --variant as printed on the sheet (or --fixed NAME)")
         exercise = checking.family_exercise(family, seed=seed, ident=variant, fixed=fixed)
     elif seed is not None or variant is not None or fixed is not None:
         raise SymreparamError("--seed", "--seed, --variant and --fixed need --family")
+    elif problem is not None and problem_file is None and not models and str(steps or "1").strip() == "1":
+        # the reference with other numbers: its questions (w1 ... slope2, ratio) still make sense
+        exercise = checking.Exercise(problem, "the reference exercise with your changes",
+                                     checking.reference_exercise().questions,
+                                     "`symreparam solve` with the same flags prints it")
     elif problem is not None:
         exercise = checking.Exercise(problem, problem_file.name if problem_file is not None else "your problem")
     else:

@@ -253,7 +253,7 @@ def applicable(batch: Batch, mistake) -> np.ndarray:
 def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
     """Refuse variants where a typical mistake gives an asked answer within the tolerance of the right
     one: a wrong method must never earn full marks, here or in a Moodle quiz."""
-    from symreparam.malrules import within_tolerance
+    from symreparam.malrules import bands_overlap
     from symreparam.program import mistake_key
 
     asked = {q.answer for q in family.questions}
@@ -265,9 +265,9 @@ def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
             wrong = batch.values[mistake_key(mistake.id, key)]
             right = batch.values[key]
             with np.errstate(all="ignore"):
-                close = within_tolerance(wrong.floats(), right.floats())
+                close = bands_overlap(wrong.floats(), right.floats())
             fail(able & (wrong.den != 0) & close,
-                 f"the mistake '{mistake.title}' gives {key} within the tolerance of the right answer")
+                 f"the mistake '{mistake.title}' gives {key} too close to the right answer for decimals to tell")
 
 
 def solve_variants(request: Request, progress: Progress | None = None) -> tuple[Accepted, ...]:

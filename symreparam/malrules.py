@@ -33,12 +33,26 @@ RELATIVE_TOLERANCE = 0.005
 ABSOLUTE_TOLERANCE = 1e-9
 
 
+def tolerance(exact):
+    """The absolute tolerance around an exact value (floats or NumPy arrays of floats)."""
+    import numpy as np
+
+    return np.maximum(RELATIVE_TOLERANCE * np.abs(np.asarray(exact, dtype=float)), ABSOLUTE_TOLERANCE)
+
+
 def within_tolerance(value, exact):
     """Whether ``value`` is accepted for ``exact`` (floats or NumPy arrays of floats)."""
     import numpy as np
 
-    value, exact = np.asarray(value, dtype=float), np.asarray(exact, dtype=float)
-    return np.abs(value - exact) <= np.maximum(RELATIVE_TOLERANCE * np.abs(exact), ABSOLUTE_TOLERANCE)
+    return np.abs(np.asarray(value, dtype=float) - np.asarray(exact, dtype=float)) <= tolerance(exact)
+
+
+def bands_overlap(a, b):
+    """Whether the tolerance bands around two values meet: a rounded answer could then be taken for
+    either, so a mistake's value must keep its band clear of the right answer's."""
+    import numpy as np
+
+    return np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) <= tolerance(a) + tolerance(b)
 
 
 @dataclass(frozen=True)

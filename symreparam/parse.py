@@ -1077,15 +1077,19 @@ def _check_may_be_complex(
     took exponential time in the nesting. So such arguments must be small and hold small numbers,
     and may not themselves contain a function or root of something that may not be real.
     """
-    if argument.is_extended_real:
+    if _surely_real(argument):
         return
     subject = f"the argument of {function}" if function else "the base of a non-integer power"
+    # The nesting test comes before SymPy's own realness query on the whole argument: that query
+    # recurses into the nested part (reducing im(a) modulo pi for a tanh) and is the slow step.
     nested = _complex_part(argument)
     if nested is not None:
         raise ctx.error(
             f"{subject} may not be real and contains {_short(nested)}, itself of something "
             "that may not be real; such nesting is too slow to handle exactly, simplify it"
         )
+    if argument.is_extended_real:
+        return
     limit = ctx.limits.max_complex_terms
     if _expansion_size(argument, limit) > limit:
         raise ctx.error(
@@ -1098,6 +1102,29 @@ def _check_may_be_complex(
             f"{subject} may not be real and holds a number too large to handle exactly "
             f"(limit {bits_limit} bits); simplify it"
         )
+
+
+_REAL_OF_REAL = (sympy.exp, sympy.sin, sympy.cos, sympy.tanh, Abs)
+
+
+def _surely_real(expr: sympy.Expr) -> bool:
+    """A structural proof that ``expr`` is real (every symbol here is real), or False if there is none.
+
+    Asked first because SymPy's own answer can be slow: it decides whether tanh(a) is real by
+    reducing im(a) modulo pi, which took a second for an argument holding exp(9999).
+    """
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Symbol or node.is_Rational or isinstance(node, sympy.NumberSymbol):
+            continue
+        if node.is_Add or node.is_Mul or isinstance(node, _REAL_OF_REAL):
+            stack.extend(node.args)
+        elif node.is_Pow and node.exp.is_Integer:
+            stack.append(node.base)
+        else:
+            return False
+    return True
 
 
 def _complex_part(expr: sympy.Expr) -> sympy.Expr | None:

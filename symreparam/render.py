@@ -341,30 +341,30 @@ def render_check(report, fmt: str = "text", show_answers: bool = False) -> str:
             continue
         if v.status == "consistent":
             several = len(v.consistent_with) > 1
-            lines.append(f"{head}: not correct, but it follows correctly from your earlier answer{'s' if several else ''} "
+            lines.append(f"{head}: not correct, but it follows correctly from your answer{'s' if several else ''} "
                          f"{', '.join(v.consistent_with)} (error carried forward).")
+        elif v.note:
+            lines.append(f"{head}: not accepted: {v.note}.")
         else:
             lines.append(f"{head}: not correct.")
         if show_answers:
             lines += _wrap(f"The answer is {v.expected}.", indent="    ")
-        if v.status == "consistent":
+        if v.status == "consistent" or v.note:
             continue  # the mistake behind it is explained at the earlier answer
         if v.diagnoses:
             lines += _wrap("This is the answer " + ("each of these typical mistakes gives:" if len(v.diagnoses) > 1
                                                     else "a typical mistake gives:"), indent="    ")
             for d in v.diagnoses:
                 lines += item(f"you {d.title}: {d.why}.")
-                if d.yours and d.worked and d.yours != d.worked and (show_answers or not d.reveals):
-                    lines += _wrap(f"Your path leaves the worked solution at {d.step}: {d.where} is {d.worked} "
-                                   f"there, {d.yours} with this mistake.", indent="      ")
-                elif d.yours:
-                    lines += _wrap(f"Your path leaves the worked solution at {d.step} ({d.where} is {d.yours} "
-                                   "with this mistake).", indent="      ")
+                if d.yours:
+                    worked = f" ({d.worked} in the worked solution)" if show_answers and d.worked else ""
+                    lines += _wrap(f"Your path leaves the worked solution at {d.step}: with this mistake "
+                                   f"{d.where} is {d.yours}{worked}.", indent="      ")
                 else:
                     lines += _wrap(f"Your path leaves the worked solution at {d.step}.", indent="      ")
         else:
-            lines += _wrap("It matches none of the typical mistakes; compare your working step by step with "
-                           "`symreparam solve`.", indent="    ")
+            lines += _wrap("It matches none of the typical mistakes; compare your working step by step with the "
+                           f"worked solution ({report.exercise.solution_hint}).", indent="    ")
     lines.append("")
     lines.append(f"{right} of {total} correct. Decimals are accepted within "
                  f"{report.tolerance * 100:g}% of the exact value.")
@@ -387,9 +387,10 @@ def check_to_json(report, show_answers: bool = False) -> dict:
             "status": v.status,
             **({"expected": v.expected} if show_answers else {}),
             "consistent_with": list(v.consistent_with),
+            **({"note": v.note} if v.note else {}),
             "mistakes": [{"id": d.id, "title": d.title, "why": d.why, "step": d.step, "where": d.where,
-                          "yours": d.yours,
-                          **({"worked": d.worked} if show_answers or not d.reveals else {})} for d in v.diagnoses],
+                          "yours": d.yours, **({"worked": d.worked} if show_answers else {})}
+                         for d in v.diagnoses],
         } for v in report.verdicts],
         "verification": {"max_rel_error": report.max_rel_error, "tolerance": TOLERANCE},
     }

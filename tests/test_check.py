@@ -114,6 +114,26 @@ def test_where_the_paths_part():
     (v,) = verdicts("w3=1.5").values()
     d = next(d for d in v.diagnoses if d.id == "chain-rule-factor")
     assert d.step == "the chain rule" and d.where == "dL/dw3 (f2)" and (d.worked, d.yours) == ("-140", "-14")
+    # for a parameter, its own line: w2 with half the MSE parts at dL/dw2, not dL/dw1
+    (v,) = verdicts("w2=2.1").values()
+    d = next(d for d in v.diagnoses if d.id == "half-mse")
+    assert d.where == "dL/dw2 (f1)" and (d.worked, d.yours) == ("-2", "-1")
+
+
+def test_rounded_answers_must_be_nearer_the_right_answer_than_a_wrong_method():
+    from symreparam.check import Exercise
+
+    # w = 1 - 1/1000 * 2 * (1 - 3) = 1.004: 'no step at all' (1) and lr twice (1.000004) are within 0.5%
+    ex = Exercise(build_problem(models=["w*x"], init=["w=1"], data=["x=1,y=3"], lr="0.001"), "tiny")
+    assert verdicts("w=1.004", exercise=ex)["w"].correct
+    assert verdicts("w=1.0039", exercise=ex)["w"].correct
+    for answer in ("w=1.00", "w=1.000004", "w=1"):
+        v = verdicts(answer, exercise=ex)["w"]
+        assert not v.correct and "too imprecise to tell from" in v.note, answer
+    # whole numbers are rounded answers too: 140 for 140.1 is three significant figures
+    ex = Exercise(reference_problem(lr="1"), "lr 1")
+    assert verdicts("w3=140", exercise=ex)["w3"].correct and verdicts("w3=140.", exercise=ex)["w3"].correct
+    assert not verdicts("w3=1401/10 + 1/100", exercise=ex)["w3"].correct  # a fraction must be exact
 
 
 def test_error_carried_forward():
@@ -188,10 +208,11 @@ def test_cli_exit_codes_and_text():
     assert run("check", "--answer", "w1=2.4", "--answer", "f2=141x+11/5").exit_code == 0
     out = " ".join(run("check", "--answer", "w3=1.5", "--answer", "slope2=15", code=1).output.split())
     assert "w3 = 1.5: not correct." in out and "forgot the chain-rule factor" in out
-    assert "leaves the worked solution at the chain rule: dL/dw3 (f2) is -140 there, -14 with this mistake" in out
-    assert "slope2 = 15: not correct, but it follows correctly from your earlier answer w3" in out
-    assert "141/10" not in out  # the right answer is not given away...
-    assert "The answer is 141/10." in run("check", "--answer", "w3=1.5", "--show-answers", code=1).output
+    assert "leaves the worked solution at the chain rule: with this mistake dL/dw3 (f2) is -14." in out
+    assert "slope2 = 15: not correct, but it follows correctly from your answer w3" in out
+    assert "141/10" not in out and "-140" not in out  # neither the answer nor its working is given away...
+    shown = " ".join(run("check", "--answer", "w3=1.5", "--show-answers", code=1).output.split())
+    assert "The answer is 141/10." in shown and "is -14 (-140 in the worked solution)" in shown  # ... unless asked
 
 
 def test_cli_json_and_answer_files(tmp_path):

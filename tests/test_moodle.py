@@ -12,7 +12,7 @@ from conftest import run
 from symreparam import family as families
 from symreparam.exactvec import Values
 from symreparam.generate import Request, applicable, generate, solve_variants
-from symreparam.malrules import within_tolerance
+from symreparam.malrules import bands_overlap
 from symreparam.mdhtml import to_html
 from symreparam.moodle import MOODLE_FRACTIONS, decimal_text, moodle_fraction
 from symreparam.program import mistake_key, verify_batch
@@ -65,12 +65,12 @@ def test_quiz_has_the_structure_moodle_imports(name):
             assert number(a.find("tolerance").text) >= 0
             if a.find("text").text != "*":
                 number(a.find("text").text)
-        # no wrong method earns full marks: every mistake's interval misses the right answer's
-        right = number(answers[0].find("text").text)
-        right_tol = number(answers[0].find("tolerance").text)
-        for a in answers[1:-1]:
-            wrong = number(a.find("text").text)
-            assert abs(wrong - right) > right_tol, (q.find("name/text").text, wrong, right)
+        # no wrong method earns full marks, and each gets its own feedback: the answers' intervals
+        # [value - tolerance, value + tolerance] are disjoint, so Moodle's first match is the only one
+        intervals = sorted((number(a.find("text").text) - number(a.find("tolerance").text),
+                            number(a.find("text").text) + number(a.find("tolerance").text)) for a in answers[:-1])
+        for (lo1, hi1), (lo2, hi2) in zip(intervals, intervals[1:]):
+            assert hi1 < lo2, (q.find("name/text").text, intervals)
     assert len(ids) == len(questions)  # unique idnumbers
 
 
@@ -106,7 +106,7 @@ def test_no_variant_lets_a_mistake_within_tolerance(name):
                 if den == 0:
                     continue
                 right = Fraction(*b.fraction(key, v))
-                assert not within_tolerance(float(Fraction(num, den)), float(right)), (mistake.id, key)
+                assert not bands_overlap(float(Fraction(num, den)), float(right)), (mistake.id, key)
 
 
 def test_a_wrong_mistake_value_fails_the_float_check():
