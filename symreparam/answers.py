@@ -21,6 +21,11 @@ from symreparam.reparam import Basis, coefficients, decompose
 from symreparam.solution import Analysis
 
 
+def mistake_key(mistake_id: str, key: str) -> str:
+    """Where a typical mistake's value of answer ``key`` is kept among a batch's values."""
+    return f"mal.{mistake_id}.{key}"
+
+
 def basis_ids(basis: Basis) -> tuple[str, ...]:
     """Key-safe names of the basis functions: slope, bias, or the function's text (x**2 -> x_2)."""
     out = []
@@ -33,16 +38,17 @@ def basis_ids(basis: Basis) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Path:
-    """One model's parameters at steps 0..T and the gradient of the loss it computed at the start."""
+class Descent:
+    """One run of gradient descent on one model: its parameters at steps 0..T and the gradient of
+    the loss it computed at the start (the worked solution's, or a student's mistaken one)."""
 
     trajectory: tuple[tuple[sp.Expr, ...], ...]
     gradient: tuple[sp.Expr, ...]
 
 
-def correct_path(d: ModelDerivation) -> Path:
-    """The worked solution's path of one model."""
-    return Path(d.trajectory, d.gradient)
+def correct_path(d: ModelDerivation) -> Descent:
+    """The worked solution's run of one model."""
+    return Descent(d.trajectory, d.gradient)
 
 
 def function_of(d: ModelDerivation, values: Sequence[sp.Expr]) -> sp.Expr:
@@ -67,7 +73,7 @@ def _coefficients(analysis: Analysis, index: int, values: Sequence[sp.Expr]) -> 
     return coefficients(function, analysis.basis, inputs)
 
 
-def path_answers(analysis: Analysis, paths: Sequence[Path], keys=None) -> dict[str, sp.Expr]:
+def path_answers(analysis: Analysis, paths: Sequence[Descent], keys=None) -> dict[str, sp.Expr]:
     """The answers that follow from each model's path: ``{m}.{w}.{t}``, ``{m}.grad.{w}``, ``{m}.r.{t}.{i}``,
     ``{m}.coef.{t}.{k}``, ``{m}.start|end|change.{k}``, ``{m}.fq.{q}.start|end|change`` and ``ratio.{m}.{k}``.
 

@@ -2,21 +2,23 @@
 and whether it follows from the student's own earlier answer (error carried forward).
 
 The student's text is parsed by the safe parser in its lenient answer grammar (``2x``, ``^``, Unicode
-minus, LaTeX). An answer written with decimals is accepted within :data:`RELATIVE_TOLERANCE` of the
-exact value; one written exactly must be exactly right. Pure functions: nothing here prints.
+minus, LaTeX). An answer in decimal notation (whole numbers too) is taken as rounded and accepted within
+:data:`RELATIVE_TOLERANCE` of the exact value, if it is nearer the right answer than any wrong method's;
+one with a fraction bar must be exactly right. A :class:`Checker` analyses an exercise once and then
+judges any number of answer sets; it only caches, and nothing here prints.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 
-from symreparam.answers import Path, answer_expressions, basis_ids, function_of, path_answers
+from symreparam.answers import Descent, answer_expressions, basis_ids, function_of, path_answers
 from symreparam.errors import ParseError, SymreparamError
 from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, tolerance
 from symreparam.parse import parse_expression
@@ -99,21 +101,13 @@ class Report:
         return sum(v.correct for v in self.verdicts), len(self.verdicts)
 
 
-@dataclass
-class _Context:
-    exercise: Exercise
-    analysis: Analysis
-    correct: dict[str, sp.Expr]
-    targets: dict[str, Target] = field(default_factory=dict)
-
-
 _ANSWER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}(\.[A-Za-z0-9_]{1,32}){0,4}")
 
 
 def split_answer(item: str) -> tuple[str, str]:
     """``"f2 = 141x + 2.2"`` -> ("f2", "141x + 2.2"); the value is parsed later, knowing the name."""
     if not isinstance(item, str) or len(item) > 2100:
-        raise ParseError("--answer", "expected NAME=VALUE of at most 2000 characters, e.g. w1=2.4")
+        raise ParseError("--answer", "expected NAME=VALUE of at most 2100 characters, e.g. w1=2.4")
     name, equals, value = item.partition("=")
     name, value = name.strip(), value.strip()
     if not equals or not name:
@@ -204,7 +198,7 @@ def _plain(prompt: str) -> str:
     return re.sub(r"\\[A-Za-z]+\s*", "", text).replace("{", "").replace("}", "")
 
 
-def answer_names(exercise: Exercise, analysis: Analysis | None = None) -> dict[str, Target]:
+def answer_names(exercise: Exercise) -> dict[str, Target]:
     """Every name an answer may be given under: the questions' ids, each parameter (its value after the
     last step), each model (its function after the last step)."""
     problem = exercise.problem
@@ -252,7 +246,7 @@ class Checker:
         self.verify = verify
         # the worked solution is checked now; a mistake's answers when a diagnosis first names it
         self.error = _verify(self.analysis) if verify else 0.0
-        self.verified: set[str] = set()
+        self.mistake_errors: dict[str, float] = {}  # checked once each, when a diagnosis first names it
         self.inputs = [s.name for s in problem.data.input_symbols]
         self.lr_names = [s.name for s in problem.lr_symbols]
 
@@ -298,12 +292,15 @@ class Checker:
         asked = {target.key for target, _, _ in parsed} | {key for _, key, _ in self.exercise.questions}
         verdicts = tuple(_judge(self.analysis, self.correct, found, own, target, text, value, self.ids, asked)
                          for target, text, value in parsed)
-        named = {d.id for v in verdicts for d in v.diagnoses} - self.verified
-        if self.verify and named:
-            used = [m for m in found if m.id in named]
-            self.error = max(self.error, _verify_mistakes(self.exercise.problem, self.analysis, used, self.correct))
-            self.verified |= named
-        return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, self.error)
+        named = {d.id for v in verdicts for d in v.diagnoses}
+        if self.verify:
+            for mistake in found:
+                if mistake.id in named and mistake.id not in self.mistake_errors:
+                    self.mistake_errors[mistake.id] = _verify_diagnosed(self.exercise.problem, self.analysis,
+                                                                        mistake, self.correct)
+        # the report's figure covers exactly what it shows: the worked solution and the mistakes it names
+        error = max([self.error, *(self.mistake_errors.get(i, 0.0) for i in named)])
+        return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, error)
 
 
 def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target) -> sp.Expr:
@@ -313,9 +310,23 @@ def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target
     return d.function_final
 
 
+def _equal(a: sp.Expr, b: sp.Expr) -> bool:
+    """Exact equality in any form: 4/(7 + 3*sqrt(5)) is 7 - 3*sqrt(5), (1 - 196eta^2)/(1 - 14eta) is 1 + 14eta."""
+    difference = sp.expand(a - b)
+    if difference == 0:
+        return True
+    if sp.count_ops(difference) > 80:  # no student writes that; cancelling it could take seconds
+        return False
+    try:
+        difference = sp.cancel(sp.together(difference))
+        return difference == 0 or sp.expand(sp.radsimp(difference)) == 0
+    except (sp.PolynomialError, ValueError, TypeError, RecursionError):
+        return False
+
+
 def _matches(given: sp.Expr, expected: sp.Expr, decimals: bool, variables) -> bool:
     """Exactly equal; or, for an answer in decimal notation, within the tolerance term by term."""
-    if sp.expand(given - expected) == 0:
+    if _equal(given, expected):
         return True
     return decimals and _distance(given, expected, variables) <= 1
 
@@ -401,7 +412,7 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
         for d in analysis.derivations:
             final = [given[f"{d.model.name}.{w.name}.{steps}"] if (d.model.name, w.name) in wrong else v
                      for w, v in zip(d.model.params, d.final)]
-            paths.append(Path(d.trajectory[:-1] + (tuple(final),), d.gradient))
+            paths.append(Descent(d.trajectory[:-1] + (tuple(final),), d.gradient))
         answers = path_answers(analysis, paths)
         answers.update({f"function.{d.model.name}": sp.expand(function_of(d, p.trajectory[-1]))
                         for d, p in zip(analysis.derivations, paths)})
@@ -429,7 +440,7 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
     decimals = _rounded(text)
     variables = _variables(problem)
     shown = sp.sstr(expected)
-    if sp.expand(value - expected) == 0:
+    if _equal(value, expected):
         return Verdict(target.name, text, True, "correct", shown, exact=True)
     rivals = _rivals(analysis, correct, found, target, ids, expected)
     note = ""
@@ -554,8 +565,29 @@ def _verify(analysis: Analysis) -> float:
     return verify_analysis(analysis).max_rel_error
 
 
-def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistake], exact: Mapping) -> float:
-    """Re-compute in float64 the answers of the mistakes a report names (VerificationError if they disagree)."""
+def _verify_diagnosed(problem: Problem, analysis: Analysis, mistake: Mistake, exact: Mapping) -> float:
+    """Re-compute in float64 the answers of a mistake a report names (VerificationError if they disagree).
+
+    With a symbolic learning rate, each sample rate is put in exactly and checked like a number."""
+    from symreparam.verify import LR_SAMPLES
+
+    symbols = problem.lr_symbols
+    if not symbols:
+        return _verify_mistake(problem, analysis, mistake, exact)
+    from dataclasses import replace
+
+    worst = 0.0
+    for value in LR_SAMPLES:
+        at = {s: value for s in symbols}
+        concrete = replace(problem, lr=problem.lr.xreplace(at))
+        worst = max(worst, _verify_mistake(
+            concrete, analyse(concrete),
+            replace(mistake, answers={k: sp.expand(v.xreplace(at)) for k, v in mistake.answers.items()}),
+            {k: sp.expand(v.xreplace(at)) for k, v in exact.items()}))
+    return worst
+
+
+def _verify_mistake(problem: Problem, analysis: Analysis, mistake: Mistake, exact: Mapping) -> float:
     from symreparam.derive import loss_factor
     from symreparam.errors import VerificationError
     from symreparam.malverify import ModelFloats, content_floats, mistake_error
@@ -584,20 +616,14 @@ def _verify_mistakes(problem: Problem, analysis: Analysis, used: Sequence[Mistak
                 b=None if reparam is None else np.array([[exact_float(e) for e in reparam.b]]),
                 contents=content_floats(d, problem, (), np.zeros((1, 0))), steps=problem.steps, linear=d.is_linear))
         correct = {k: np.array([exact_float(v)]) for k, v in exact.items() if not v.free_symbols}
-        worst = 0.0
-        for mistake in used:
-            recipe = mistake.rule.recipe
-            factor = np.array([exact_float(recipe.factor.xreplace({sp.Symbol("n"): problem.data.size}))
-                               if recipe else 1.0])
-            answers = {k: np.array([exact_float(v)]) for k, v in mistake.answers.items()}
-            err = float(mistake_error(mistake.rule, dict(mistake.words), answers, models, correct, ids, factor)[0])
-            if not err <= TOLERANCE:
-                raise VerificationError("verification", f"the float64 re-computation of the mistake "
-                                        f"'{mistake.title}' disagrees with its exact answers (relative error "
-                                        f"{err:.3g}); the diagnosis is withheld, please report it")
-            worst = max(worst, err)
-        return worst
+        recipe = mistake.rule.recipe
+        factor = np.array([float(recipe.factor_at(problem.data.size)) if recipe else 1.0])
+        answers = {k: np.array([exact_float(v)]) for k, v in mistake.answers.items()}
+        err = float(mistake_error(mistake.rule, dict(mistake.words), answers, models, correct, ids, factor)[0])
+        if not err <= TOLERANCE:
+            raise VerificationError("verification", f"the float64 re-computation of the mistake "
+                                    f"'{mistake.title}' disagrees with its exact answers (relative error "
+                                    f"{err:.3g}); the diagnosis is withheld, please report it")
+        return err
 
-    if problem.lr_symbols:
-        return 0.0  # mistakes in a symbolic rate are checked through the correct path's samples only
     return run()

@@ -266,24 +266,18 @@ def _linear_trajectory(problem: Problem, model: Model, jac_rows, residuals, w0) 
     return affine_trajectory(jac_rows, residuals, w0, problem.lr * loss_factor(problem), problem.steps, model.name)
 
 
-def affine_trajectory(jac_rows, residuals, w0, rate: sp.Expr, steps: int, name: str, *,
-                      student_rows=None, mask=None) -> tuple[tuple[sp.Expr, ...], ...]:
+def affine_trajectory(jac_rows, residuals, w0, rate: sp.Expr, steps: int, name: str) -> tuple[tuple[sp.Expr, ...], ...]:
     """Exact gradient-descent iterates of a model affine in its parameters, as an affine map on DomainMatrix.
 
-    The residual at w is J (w - w0) + r0, and one step is w <- w - rate * D * G^T r(w): the correct
-    step has G = J (``student_rows`` None) and D = I (``mask`` None). A student's path differs only in
-    G (a forgotten chain-rule factor), D (a parameter left out) and ``rate`` (a wrong loss factor, the
-    learning rate left out or squared, the sign), so mistakes reuse this one mechanism.
+    The residual at w is J (w - w0) + r0, and one step is w <- w - rate * J^T r(w). (A student's
+    mistaken path of a linear model is walked by :mod:`symreparam.malrules` in the field of the drawn
+    symbols instead, where many short paths are cheaper than DomainMatrix conversions.)
     Raises :class:`ProblemError` when the iterates grow too large to be a useful exact answer.
     """
-    own = student_rows is not None or mask is not None
-    g_rows = jac_rows if student_rows is None else student_rows
-    if mask is not None:  # a parameter left out of the update: its column of G is zero
-        g_rows = [[e if keep else sp.Integer(0) for e, keep in zip(row, mask)] for row in g_rows]
-    j = linalg.to_domain(jac_rows, rate, *w0, *residuals, *(e for row in g_rows for e in row))
+    j = linalg.to_domain(jac_rows, rate, *w0, *residuals)
     domain = j.domain
     p = j.shape[1]
-    gt = (linalg.to_domain(g_rows).convert_to(domain) if own else j).transpose()
+    gt = j.transpose()
     step_rate = domain.from_sympy(rate)
     w0_vec = linalg.to_domain(linalg.column(w0)).convert_to(domain)
     r0 = linalg.to_domain(linalg.column(residuals)).convert_to(domain)

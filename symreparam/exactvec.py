@@ -65,7 +65,8 @@ def _polynomial(terms, nvars: int) -> tuple[Polynomial, int]:
 
 
 @functools.lru_cache(maxsize=16)
-def _field(symbols: tuple[sp.Symbol, ...]):
+def field_of(symbols: tuple[sp.Symbol, ...]):
+    """The field of rational functions of ``symbols`` over the rationals (shared, one per tuple)."""
     from sympy.polys.fields import field
 
     return field(symbols, sp.QQ)[0]
@@ -87,7 +88,7 @@ def compile_rational(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> RationalFun
         num, den = _polynomial([((), Fraction(int(expr.p)))], 0), _polynomial([((), Fraction(int(expr.q)))], 0)
     else:
         try:
-            value = _field(symbols).from_expr(expr)
+            value = field_of(symbols).from_expr(expr)
         except (ValueError, TypeError, sp.CoercionFailed, sp.PolynomialError) as exc:
             raise NotRational(str(exc) or f"{expr} is not rational") from None
         num, den = _polynomial(value.numer.terms(), len(symbols)), _polynomial(value.denom.terms(), len(symbols))
@@ -121,7 +122,13 @@ class Values:
         with np.errstate(all="ignore"):
             if self.num.dtype == object:
                 return np.array([_div(int(n), int(d)) for n, d in zip(self.num, self.den)], dtype=float)
-            return np.where(self.den != 0, self.num / np.where(self.den == 0, 1, self.den), np.nan)
+            out = np.where(self.den != 0, self.num / np.where(self.den == 0, 1, self.den), np.nan)
+            # int64 beyond 2**53 is rounded to float64 before NumPy divides: round those once, exactly,
+            # as Python's int division does, so a variant's figures do not depend on its batch
+            wide = (np.abs(self.num) > 2**53) | (self.den > 2**53)
+            for i in np.flatnonzero(wide):
+                out[i] = _div(int(self.num[i]), int(self.den[i]))
+            return out
 
 
 def _div(n: int, d: int) -> float:

@@ -14,7 +14,18 @@ MAX_INPUT_BYTES = 1_000_000  # problem, family, answer and roster files are a fe
 
 
 def _default_mode() -> int:
-    """The mode a newly created file gets under the current umask (mkstemp would give 0600)."""
+    """The mode a newly created file gets under the current umask (mkstemp would give 0600).
+
+    Read from /proc where there is one: setting the umask to learn it would, for a moment, make
+    files that other threads create world-writable.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
@@ -77,22 +88,38 @@ def read_text(path: Path, field: str, what: str = "file") -> str:
     label = field or str(path)
     if not str(path) or str(path) == ".":
         raise SymreparamError(label, f"empty path; give the path of a {what}")
+    # Opened without blocking and checked on the open file, so that a FIFO put in its place after a
+    # check cannot stall the read; and never more than the limit is read.
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise SymreparamError(label, f"no such file; give the path of a {what}") from None
+    except IsADirectoryError:
+        raise SymreparamError(label, f"is a folder; give the path of a {what}") from None
     except OSError as exc:
         raise SymreparamError(label, f"cannot read it ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise SymreparamError(label, f"is a folder; give the path of a {what}")
-    if not stat.S_ISREG(info.st_mode):
-        raise SymreparamError(label, f"is not a regular file; give the path of a {what}")
-    if info.st_size > MAX_INPUT_BYTES:
-        raise SymreparamError(label, f"is {info.st_size} bytes; a {what} may be at most {MAX_INPUT_BYTES} bytes")
     try:
-        raw = path.read_bytes()[: MAX_INPUT_BYTES + 1]
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SymreparamError(label, f"is a folder; give the path of a {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise SymreparamError(label, f"is not a regular file; give the path of a {what}")
+        if info.st_size > MAX_INPUT_BYTES:
+            raise SymreparamError(label, f"is {info.st_size} bytes; a {what} may be at most {MAX_INPUT_BYTES} bytes")
+        chunks, size = [], 0
+        while size <= MAX_INPUT_BYTES:
+            chunk = os.read(fd, MAX_INPUT_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        raw = b"".join(chunks)
     except OSError as exc:
         raise SymreparamError(label, f"cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise SymreparamError(label, f"is more than {MAX_INPUT_BYTES} bytes; a {what} may be at most that")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

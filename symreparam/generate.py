@@ -33,7 +33,7 @@ from symreparam import __version__
 from symreparam.errors import SymreparamError
 from symreparam.family import Family, FamilyError
 from symreparam.printing import tex_escape
-from symreparam.program import Batch, Program, derive_program, evaluate_program, undefined, verify_batch
+from symreparam.program import Batch, Program, applicable, derive_program, evaluate_program, undefined, verify_batch
 from symreparam.verify import TOLERANCE
 
 FORMATS = ("tex", "pdf", "md", "json", "moodle")
@@ -162,6 +162,10 @@ def _check_keys(family: Family, program: Program) -> None:
     """Every answer key a family names must exist (a typo would otherwise fail every variant)."""
     known = set(program.answers) | {d.name for d in family.draws} | {"lr"}
     c = family.constraints
+    for q in family.questions:  # a question asks for a result; a drawn value is on the sheet already
+        if q.answer not in program.answers and q.answer in known:
+            raise FamilyError(f"{family.path.name}: questions.{q.id}.answer",
+                              f"{q.answer!r} is a drawn value, not a result to work out; ask for an answer key")
     named = [("questions", q.answer) for q in family.questions] + [("constraints.nonzero", k) for k in c.nonzero]
     named += [("constraints.positive", k) for k in c.positive]
     named += [("constraints.nice", k) for k in c.nice]
@@ -236,25 +240,11 @@ def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarra
     return reasons, errors
 
 
-def variant_losses(batch: Batch) -> list[str]:
-    """The loss convention of every variant of a batch (drawn, or the family's)."""
-    fixed = batch.program.problem.loss.value
-    return [drawn.get("loss", fixed) for drawn in batch.drawn]
-
-
-def applicable(batch: Batch, mistake) -> np.ndarray:
-    """Per variant, whether a typical mistake can happen with that variant's loss convention."""
-    n = batch.program.problem.data.size
-    losses = variant_losses(batch)
-    by_loss = {loss: mistake.applies(loss, n) for loss in set(losses)}
-    return np.array([by_loss[loss] for loss in losses], dtype=bool)
-
-
 def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
     """Refuse variants where a typical mistake gives an asked answer within the tolerance of the right
     one: a wrong method must never earn full marks, here or in a Moodle quiz."""
     from symreparam.malrules import bands_overlap
-    from symreparam.program import mistake_key
+    from symreparam.answers import mistake_key
 
     asked = {q.answer for q in family.questions}
     for mistake in batch.program.mistakes:
@@ -401,7 +391,7 @@ def _meta(request: Request, accepted: Accepted) -> SimpleNamespace:
                            questions=request.family.questions)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _BatchTables:
     """What every variant of one batch needs for its record, worked out once per batch."""
 
@@ -415,7 +405,7 @@ _TABLES: "weakref.WeakKeyDictionary[Batch, _BatchTables]" = weakref.WeakKeyDicti
 
 
 def _tables(batch: Batch) -> _BatchTables:
-    from symreparam.program import mistake_key
+    from symreparam.answers import mistake_key
 
     cached = _TABLES.get(batch)
     if cached is not None:
@@ -520,8 +510,7 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
         "max_rel_error": a.max_rel_error,
         "mistakes": mistakes,
         "name": a.name,
-        "questions": dict(sorted((q.id, texts[q.answer] if q.answer in texts else drawn[q.answer])
-                                 for q in family.questions)),
+        "questions": dict(sorted((q.id, texts[q.answer]) for q in family.questions)),
         "seed": request.seed,
     }
     # "answers" sorts first, so the pre-encoded object goes in front.
@@ -551,10 +540,14 @@ def _workers(count: int) -> int:
     import multiprocessing
     import sys
 
+    import threading
+
     wanted = os.environ.get("SYMREPARAM_WORKERS", "")
-    cores = int(wanted) if wanted.isdigit() and int(wanted) > 0 else min(os.cpu_count() or 1, 4)
+    cores = min(int(wanted), 16) if wanted.isdigit() and int(wanted) > 0 else min(os.cpu_count() or 1, 4)
+    # fork copies one thread: with others running (a notebook, a BLAS pool) a lock they hold would
+    # never be released in the child
     if count < PARALLEL_MIN or cores < 2 or not sys.platform.startswith("linux") \
-            or "fork" not in multiprocessing.get_all_start_methods():
+            or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
     return cores
 
@@ -737,8 +730,12 @@ def check_target(out_dir: Path, force: bool = False) -> None:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SymreparamError("--out", f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise SymreparamError("--out", f"{out_dir} already exists and is not empty; pass --force to replace it")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not force:
+            raise SymreparamError("--out", f"{out_dir} already exists and is not empty; pass --force to replace it")
+        if not (out_dir / "manifest.json").is_file():
+            raise SymreparamError("--out", f"{out_dir} holds files but no manifest.json, so it is not an earlier "
+                                  "output; --force replaces only those. Choose another --out")
     for ancestor in out_dir.resolve().parents:
         if ancestor.exists():
             if not ancestor.is_dir():
@@ -749,8 +746,10 @@ def check_target(out_dir: Path, force: bool = False) -> None:
 def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
     """Write every file into ``out_dir`` at once: into a staging folder beside it, then a rename.
 
-    An existing non-empty ``out_dir`` is refused unless ``force``; with ``force`` it is replaced only
-    after the new output is completely written, so a failure never leaves half a set of files.
+    An existing non-empty ``out_dir`` is refused unless ``force``, and even then only when it is an
+    earlier output (it holds a ``manifest.json``); it is replaced only after the new output is
+    completely written, and put back if the swap fails, so a failure or an interruption never leaves
+    half a set of files.
     """
     out_dir = Path(out_dir)
     check_target(out_dir, force)
@@ -763,6 +762,7 @@ def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     except OSError as exc:
         raise SymreparamError("--out", f"cannot write in {parent}: {exc.strerror}") from None
+    old = None
     try:
         _write_all(staging, output.files)
         os.chmod(staging, 0o755)
@@ -770,10 +770,13 @@ def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
             os.rmdir(old)
             os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except OSError as exc:
+        os.replace(staging, out_dir)
+    except BaseException as exc:  # an interruption too: leave the folder as it was
+        if old is not None and old.exists() and not out_dir.exists():
+            os.replace(old, out_dir)
         shutil.rmtree(staging, ignore_errors=True)
-        raise SymreparamError("--out", f"cannot write {out_dir}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise SymreparamError("--out", f"cannot write {out_dir}: {exc.strerror or exc}") from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

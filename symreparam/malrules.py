@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symreparam.answers import Path, basis_ids, correct_path, path_answers
+from symreparam.answers import Descent, basis_ids, correct_path, path_answers
 from symreparam.derive import MAX_NUMBER_BITS, ModelDerivation, loss_factor, nonlinear_trajectory
 from symreparam.errors import ProblemError
 from symreparam.problem import Loss, Problem
@@ -63,6 +63,10 @@ class Recipe:
     sign: int = 1  # -1: the gradient added instead of subtracted
     lr_power: int = 1  # 0: the learning rate left out; 2: applied twice
     partials: str = "exact"  # "exact" | "no-constant" (chain-rule factor dropped) | "inputs-one" (x left out)
+
+    def factor_at(self, n: int) -> sp.Rational:
+        """The factor for n data points, as an exact number."""
+        return sp.Rational(self.factor.xreplace({_N: sp.Integer(n)}))
 
 
 @dataclass(frozen=True)
@@ -185,9 +189,9 @@ class _Numbers:
         symbols = tuple(problem.constants) + tuple(problem.lr_symbols)
         self.field = None
         if symbols:
-            from symreparam.exactvec import _field
+            from symreparam.exactvec import field_of
 
-            self.field = _field(symbols)
+            self.field = field_of(symbols)
 
     def __call__(self, value: sp.Expr):
         if self.field is None:
@@ -234,7 +238,7 @@ def student_partials(d: ModelDerivation, problem: Problem, how: str) -> tuple[sp
 
 def recipe_rate(problem: Problem, recipe: Recipe) -> sp.Expr:
     """The factor in front of sum_i r_i G(x_i) in the student's update (the learning rate times c')."""
-    factor = recipe.factor.xreplace({_N: sp.Integer(problem.data.size)})
+    factor = recipe.factor_at(problem.data.size)
     return recipe.sign * problem.lr ** recipe.lr_power * loss_factor(problem) * factor
 
 
@@ -243,7 +247,7 @@ def _too_big(values) -> bool:
                for v in values if isinstance(v, sp.Basic))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Linear:
     """One linear model's data in the problem's exact arithmetic, for fast repeated paths."""
 
@@ -301,7 +305,7 @@ class _Paths:
         p = len(d.model.params)
         keep = mask or [True] * p
         rate = num(recipe_rate(problem, recipe))
-        factor = num(recipe.factor.xreplace({_N: sp.Integer(problem.data.size)}))
+        factor = num(recipe.factor_at(problem.data.size))
         w = list(lin.w0)
         m = d.model.name
         names = [s.name for s in d.model.params]
@@ -354,13 +358,13 @@ class _Paths:
                                               recipe_rate(problem, recipe), student_partials=partials, mask=mask)
         except ProblemError:
             return None
-        factor = recipe.factor.xreplace({_N: sp.Integer(problem.data.size)})
+        factor = recipe.factor_at(problem.data.size)
         points = [problem.data.substitution(i) for i in range(problem.data.size)]
         at_w0 = dict(zip(d.model.params, d.initial))
         gradient = tuple(sp.expand(loss_factor(problem) * factor * sp.Add(*(
             r * p.xreplace({**pt, **at_w0}) for r, pt in zip(d.residuals, points)))) for p in partials)
         paths = [correct_path(x) for x in self.analysis.derivations]
-        paths[index] = Path(trajectory, gradient)
+        paths[index] = Descent(trajectory, gradient)
         m = d.model.name
         # The basis coefficients of a non-linear model off its own path are not checked in float64 (there
         # is no A to map parameters to them), so they are not offered: parameters, gradients and values at

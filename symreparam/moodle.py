@@ -51,6 +51,17 @@ def tolerance_text(value: Fraction, at_most: float | None = None) -> str:
     return format(Decimal(f"{tol:.6g}").normalize(), "f")
 
 
+def _idnumber(*parts: str) -> str:
+    """A question's id number, unique and at most 100 characters (Moodle's limit): long ones keep a
+    digest of the whole instead of being cut, which could make two the same."""
+    import hashlib
+
+    text = "-".join(parts)
+    if len(text) <= 100:
+        return text
+    return text[:83] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _cdata(text: str):
     from markupsafe import Markup
 
@@ -61,7 +72,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
     """The quiz file for ``accepted`` variants: statements and solutions from ``templates`` (Markdown),
     the file from moodle.xml in ``xml_templates``."""
     from symreparam.generate import render_variant
-    from symreparam.program import mistake_key
+    from symreparam.answers import mistake_key
     from symreparam.render import load_template, render_template, upper_first
 
     family = request.family
@@ -77,9 +88,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
         loss = batch.drawn[v].get("loss", batch.program.problem.loss.value)
         n = batch.program.problem.data.size
         for q in family.questions:
-            right = Fraction(*batch.fraction(q.answer, v)) if q.answer in batch.values else None
-            if right is None:
-                continue  # a question about a drawn value needs no quiz item
+            right = Fraction(*batch.fraction(q.answer, v))
             ask = to_html("Find " + q.ask.replace("\\(", "$").replace("\\)", "$") + ".")
             text = (statement + "\n" + ask + f"\n<p>Give a number; decimals are accepted within "
                     f"{RELATIVE_TOLERANCE * 100:g}% (three significant figures).</p>")
@@ -110,7 +119,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
             answers.append({"fraction": "0", "value": "*", "tolerance": "0", "feedback": hint})
             questions.append({
                 "name": f"{family.name} {a.ident} {q.id}",
-                "idnumber": f"{family.name}-{request.seed}-{a.ident}-{q.id}"[:100],
+                "idnumber": _idnumber(family.name, request.seed, a.ident, q.id),
                 "text": text,
                 "feedback": feedback,
                 "answers": answers,

@@ -48,7 +48,9 @@ def compile_pdf(tex: str, name: str = "document") -> bytes:
         (folder / f"{name}.tex").write_text(tex, encoding="utf-8")
         cmd = [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", f"{name}.tex"]
         # A fixed date (and no trailer ID, see preamble.tex) makes the same source give the same PDF bytes.
-        env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
+        # openin_any/openout_any=p: TeX may read and write only below the working folder, so text from
+        # a family file (\\input{/etc/passwd}) cannot pull a local file into a PDF.
+        env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1", openin_any="p", openout_any="p")
         try:
             done = subprocess.run(cmd, cwd=folder, capture_output=True, timeout=TIMEOUT_SECONDS, env=env)
         except subprocess.TimeoutExpired:

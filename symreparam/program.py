@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symreparam import exactvec
-from symreparam.answers import answer_expressions, basis_ids
+from symreparam.answers import answer_expressions, basis_ids, mistake_key
 from symreparam.malrules import Mistake, mistakes
 from symreparam.derive import loss_factor
 from symreparam.exactvec import RationalFunction, Values
@@ -28,7 +28,7 @@ from symreparam.problem import Origin, Problem, build_problem
 
 from symreparam.solution import Analysis, analyse
 from symreparam.malverify import ModelFloats, content_floats, mistake_error
-from symreparam.verify import Case, Exact, check, quiet
+from symreparam.verify import Case, Exact, check, quiet, relative_error
 
 
 @dataclass(frozen=True)
@@ -215,9 +215,6 @@ def derive_program(family: Family, choice: Mapping[str, str]) -> Program:
     )
 
 
-def mistake_key(mistake_id: str, key: str) -> str:
-    """Where a mistake's value of answer ``key`` is kept among a batch's values."""
-    return f"mal.{mistake_id}.{key}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,6 +305,20 @@ def evaluate_program(program: Program, drawn: Sequence[Mapping[str, str]]) -> Ba
     return Batch(program, tuple(drawn), pts, values, data, queries, exactvec.evaluate(program.lr, pts))
 
 
+def variant_losses(batch: Batch) -> list[str]:
+    """The loss convention of every variant of a batch (drawn, or the family's)."""
+    fixed = batch.program.problem.loss.value
+    return [drawn.get("loss", fixed) for drawn in batch.drawn]
+
+
+def applicable(batch: Batch, mistake) -> np.ndarray:
+    """Per variant, whether a typical mistake can happen with that variant's loss convention."""
+    n = batch.program.problem.data.size
+    losses = variant_losses(batch)
+    by_loss = {loss: mistake.applies(loss, n) for loss in set(losses)}
+    return np.array([by_loss[loss] for loss in losses], dtype=bool)
+
+
 def undefined(batch: Batch) -> np.ndarray:
     """Variants where some answer divides by zero (e.g. a ratio of a change that is zero)."""
     bad = np.zeros(batch.size, dtype=bool)
@@ -356,7 +367,6 @@ def verify_batch(batch: Batch) -> np.ndarray:
     for shape, d in zip(program.models, program.analysis.derivations):
         mname = shape.name
         names = shape.params
-        p = len(names)
         T = problem.steps
 
         def get(fmt, *rows):
@@ -420,7 +430,6 @@ def verify_batch(batch: Batch) -> np.ndarray:
         # grad_theta L = c' Phi^T r0 with Phi the basis at the data: recomputed from the model's residuals
         r0 = case.model(case.x.reshape(vsize * n, case.x.shape[-1]), np.repeat(case.w0, n, axis=0))[0].reshape(vsize, n) - y
         gtheta = cprime[:, None] * np.einsum("vnk,vn->vk", basis_vals[:, :n], r0)
-        from symreparam.verify import relative_error
         errors["the gradient in theta"] = relative_error(coef("gtheta"), gtheta)
         for name, err in errors.items():
             worst = np.maximum(worst, err)
@@ -430,7 +439,6 @@ def verify_batch(batch: Batch) -> np.ndarray:
             A=exact.A, b=exact.b,
             contents=content_floats(d, problem, program.constants, consts),
             steps=T, linear=True))
-        del p
     changes = {shape.name: np.stack([f[f"{shape.name}.change.{k}"] for k in ids], axis=-1) for shape in program.models}
     first = program.models[0].name
     for shape in program.models[1:]:
@@ -439,15 +447,12 @@ def verify_batch(batch: Batch) -> np.ndarray:
             if key in f:
                 with np.errstate(all="ignore"):
                     numeric = changes[shape.name][:, kk] / changes[first][:, kk]
-                from symreparam.verify import relative_error
                 worst = np.maximum(worst, relative_error(f[key][:, None], numeric[:, None]))
     return np.maximum(worst, _verify_mistakes(batch, model_floats, f))
 
 
 def _verify_mistakes(batch: Batch, model_floats, f) -> np.ndarray:
     """Largest discrepancy of every typical mistake's answers where the mistake applies, per variant."""
-    from symreparam.generate import applicable
-
     program = batch.program
     worst = np.zeros(batch.size)
     n = program.problem.data.size
@@ -457,7 +462,7 @@ def _verify_mistakes(batch: Batch, model_floats, f) -> np.ndarray:
             continue
         answers = {key: f[mistake_key(mistake.id, key)] for key in mistake.answers}
         recipe = mistake.rule.recipe
-        factor = np.full(batch.size, float(recipe.factor.xreplace({sp.Symbol("n"): n})) if recipe else 1.0)
+        factor = np.full(batch.size, float(recipe.factor_at(n)) if recipe else 1.0)
         err = mistake_error(mistake.rule, dict(mistake.words), answers, model_floats, f, program.basis_ids, factor)
         # a mistaken path may be undefined where the right one is not (a ratio over a zero move)
         defined = np.all(np.stack([np.isfinite(v) for v in answers.values()]), axis=0)

@@ -73,10 +73,9 @@ def environment(kind: str, templates: Path | None = None):
         options.update(autoescape=False, trim_blocks=True, lstrip_blocks=True)
     if templates is not None:
         # An instructor's folder may come from anyone: its templates run sandboxed, without access to
-        # Python internals and with bounded ranges (bundled templates are trusted and run faster unsandboxed).
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(**options)
+        # Python internals, with bounded ranges, powers and repetitions, and under a time limit
+        # (render_template); bundled templates are trusted and run faster unsandboxed.
+        env = _sandbox()(**options)
     else:
         env = jinja2.Environment(**options)
     env.filters["texescape"] = tex_escape
@@ -134,12 +133,39 @@ def load_template(env, names: Sequence[str], field: str):
         raise SymreparamError(field, f"cannot read the template {names[0]} ({exc.__class__.__name__})") from None
 
 
+TEMPLATE_SECONDS = 20  # a user template that renders for longer is looping, not typesetting
+
+
+def _sandbox():
+    """Jinja's immutable sandbox, with ``**`` and ``*`` bounded: ``9**(9**10)`` or ``'x' * 10**10``
+    would otherwise run out of time or memory inside a single expression."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["**", "*"])
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**":
+                if isinstance(right, (int, float)) and abs(right) > 100:
+                    raise SecurityError("powers above 100 are not allowed in templates")
+                return left ** right
+            for a, b in ((left, right), (right, left)):
+                if isinstance(a, (str, list, tuple)) and isinstance(b, int) and len(a) * b > 100_000:
+                    raise SecurityError("repetitions longer than 100000 are not allowed in templates")
+            return left * right
+
+    return Sandbox
+
+
 def render_template(template, field: str, **context) -> str:
-    """Render a template, turning a template's own mistakes (an unknown variable) into one line."""
+    """Render a template, turning a template's own mistakes (an unknown variable, 1/0, a loop that
+    does not end) into one line. A bundled template's exception is a bug and is left to show as one."""
     import jinja2
 
+    sandboxed = getattr(template.environment, "sandboxed", False)
     try:
-        return template.render(**context)
+        with _time_limit(TEMPLATE_SECONDS if sandboxed else None):
+            return template.render(**context)
     except jinja2.TemplateError as exc:
         message = " ".join(str(exc.message or exc).split())[:200]
         raise SymreparamError(field, f"template {template.name}: {message}") from None
@@ -147,8 +173,49 @@ def render_template(template, field: str, **context) -> str:
         raise SymreparamError(field, f"template {template.name} includes a file that is not UTF-8 text") from None
     except RecursionError:
         raise SymreparamError(field, f"template {template.name} includes or extends itself") from None
-    except OverflowError as exc:  # the sandbox's bound on range()
-        raise SymreparamError(field, f"template {template.name}: {exc}") from None
+    except _TimeUp:
+        raise SymreparamError(field, f"template {template.name} took more than {TEMPLATE_SECONDS} s "
+                              "(a loop that is too long?)") from None
+    except SymreparamError:
+        raise
+    except Exception as exc:
+        if not sandboxed:
+            raise
+        message = " ".join(str(exc).split())[:160]
+        raise SymreparamError(field, f"template {template.name}: {exc.__class__.__name__}: {message}") from None
+
+
+class _TimeUp(Exception):
+    pass
+
+
+class _time_limit:  # noqa: N801 - used as a context manager
+    """SIGALRM after ``seconds`` in the main thread of a POSIX process (elsewhere no limit can be set)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        import signal
+        import threading
+
+        self.seconds = seconds if seconds and hasattr(signal, "SIGALRM") \
+            and threading.current_thread() is threading.main_thread() else None
+
+    def __enter__(self):
+        if self.seconds:
+            import signal
+
+            def expire(signum, frame):
+                raise _TimeUp
+
+            self.previous = signal.signal(signal.SIGALRM, expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.seconds:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
 
 
 def render_latex_summary(solution: Solution) -> str:

@@ -332,3 +332,30 @@ def test_hostile_answers_10000(text):
 def test_megabyte_answers_are_refused_at_once():
     _check_quietly("1" * 1_000_000)
     _check_quietly("(" * 1_000_000)
+
+
+def test_a_mistake_that_depends_on_the_number_of_points():
+    # two points, mse: c' = 1, r = (1, 1), dL/dw1 = 1*1 + 1*2 = 3: w1 = 1 - 3/10 = 0.7; summed: 6, so 0.4
+    out = run("check", "--data", "x=1,y=2", "--data", "x=2,y=3", "--answer", "w1=0.4", code=1).output
+    assert "summed the squared errors instead of averaging them" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("answer, exercise_lr", [
+    ("f1.max_lr=4/(7+3*sqrt(5))", None),  # not that value, but a radical form must be compared exactly
+    ("w1=(1-196eta^2)/(1-14eta)", "eta"),  # 1 + 14 eta, written as a quotient
+])
+def test_exact_answers_in_other_forms(answer, exercise_lr):
+    from symreparam.check import Exercise
+
+    ex = Exercise(reference_problem(lr=exercise_lr), "x") if exercise_lr else None
+    (v,) = verdicts(answer, exercise=ex).values()
+    if exercise_lr:
+        assert v.correct and v.exact
+    else:
+        assert not v.correct  # 4/(7 + 3 sqrt 5) = 7 - 3 sqrt 5, not 1/50
+    # and a radical answer that is right, in a problem whose rate is irrational
+    from symreparam.check import Exercise as Ex
+
+    ex = Ex(reference_problem(lr="sqrt(2)/100"), "irrational")
+    (v,) = verdicts("w1=1 + 14/(50*sqrt(2))", exercise=ex).values()
+    assert v.correct and v.exact  # 1 + 14 sqrt(2)/100, its denominator not rationalised

@@ -357,3 +357,21 @@ def test_an_error_in_a_worker_is_one_line(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "o"), code=2)
     assert "'nowhere' is undefined" in result.output and result.output.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_question_about_a_drawn_value_is_refused(tmp_path):
+    (tmp_path / "bad.toml").write_text(FAMILY.format(name="bad").replace('answer = "f1.w.1"', 'answer = "a"'))
+    result = run("generate", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o"), code=2)
+    assert "'a' is a drawn value, not a result to work out" in result.output
+
+
+@pytest.mark.slow
+def test_latex_in_a_family_cannot_read_local_files(tmp_path):
+    source = families.find("reparam-one-step").read_text().replace('name = "reparam-one-step"', 'name = "peek"')
+    secret = tmp_path / "secret.tex"
+    secret.write_text("TOPSECRET")
+    path = tmp_path / "peek.toml"
+    path.write_text(source.replace('ask = "the value of \\\\(w_1\\\\) after the step"',
+                                   f'ask = "\\\\input{{{secret}}}"'))
+    result = run("generate", str(path), "--format", "pdf", "--out", str(tmp_path / "o"), code=2)
+    assert "pdflatex failed" in result.output and not (tmp_path / "o").exists()

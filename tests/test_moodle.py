@@ -15,7 +15,8 @@ from symreparam.generate import Request, applicable, generate, solve_variants
 from symreparam.malrules import bands_overlap
 from symreparam.mdhtml import to_html
 from symreparam.moodle import MOODLE_FRACTIONS, decimal_text, moodle_fraction
-from symreparam.program import mistake_key, verify_batch
+from symreparam.answers import mistake_key
+from symreparam.program import verify_batch
 
 FAMILIES = sorted(p.stem for p in families.available())
 
@@ -153,3 +154,11 @@ def test_quiz_is_byte_identical_across_runs():
     one = generate(Request(family=load("stability"), variants=3, seed="5", formats=("moodle",)))
     two = generate(Request(family=load("stability"), variants=3, seed="5", formats=("moodle",)))
     assert one.files["quiz.xml"] == two.files["quiz.xml"]
+
+
+def test_long_id_numbers_stay_unique():
+    from symreparam.moodle import _idnumber
+
+    long_seed = "s" * 120
+    a, b = _idnumber("fam", long_seed, "1", "w1"), _idnumber("fam", long_seed, "1", "w2")
+    assert len(a) <= 100 and len(b) <= 100 and a != b

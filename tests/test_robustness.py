@@ -189,3 +189,31 @@ def test_a_dangling_link_is_not_replaced(tmp_path):
     assert "already exists; pass --force" in one_error_line("solve", "-o", str(link))
     assert link.is_symlink()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{{ 9**(9**10) }}", "powers above 100 are not allowed"),
+    ("{{ 'x' * 10**9 }}", "repetitions longer than 100000"),
+    ("{{ 1/0 }}", "ZeroDivisionError"),
+])
+def test_sandboxed_templates_are_bounded(tmp_path, template, message):
+    (tmp_path / "solve.md").write_text(template)
+    assert message in one_error_line("solve", "--templates", str(tmp_path), "--format", "markdown")
+
+
+def test_a_template_that_loops_too_long_is_stopped(tmp_path, monkeypatch):
+    import symreparam.render as render
+
+    monkeypatch.setattr(render, "TEMPLATE_SECONDS", 1)
+    (tmp_path / "solve.md").write_text("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}"
+                                       "{% endfor %}")
+    assert "took more than 1 s" in one_error_line("solve", "--templates", str(tmp_path), "--format", "markdown")
+
+
+def test_force_replaces_only_an_earlier_output(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "thesis.tex").write_text("precious")
+    line = one_error_line("generate", "reparam-one-step", "--out", str(data), "--force")
+    assert "no manifest.json, so it is not an earlier output" in line
+    assert (data / "thesis.tex").read_text() == "precious"
