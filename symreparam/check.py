@@ -386,8 +386,8 @@ def _where(analysis: Analysis, mistake: Mistake, target: Target, correct, model:
             return key, label + f" ({m})", sp.sstr(mistake.answers[key]), sp.sstr(correct[key])
     key = target.key
     if key is not None and key in mistake.answers:
-        return key, target.prompt, sp.sstr(mistake.answers[key]), sp.sstr(correct[key])
-    return None, target.prompt, "", ""
+        return key, target.name, sp.sstr(mistake.answers[key]), sp.sstr(correct[key])
+    return None, target.name, "", ""
 
 
 def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
