@@ -398,7 +398,8 @@ class _BatchTables:
     answer_columns: list[tuple[str, int]]
     mistakes: list[tuple[str, list[tuple[str, int]], list[list[bool]]]]  # id, (key, column), per variant: shown
     column: dict[str, int]  # answer key -> its column in the batch's texts
-    json_prefixes: list[str]  # '"key": "' for every answer, in order
+    json_template: str  # the answers object with a %s for every value
+    json_columns: list[int]  # the texts' columns that fill it, in order
 
 
 _TABLES: "weakref.WeakKeyDictionary[Batch, _BatchTables]" = weakref.WeakKeyDictionary()
@@ -419,7 +420,10 @@ def _tables(batch: Batch) -> _BatchTables:
         pairs = [(key, column[mistake_key(mistake.id, key)]) for key in mistake.answers]
         defined = np.stack([batch.values[mistake_key(mistake.id, key)].den != 0 for key in mistake.answers])
         found.append((mistake.id, pairs, (able[None, :] & defined).T.tolist()))
-    tables = _BatchTables(answers, found, column, [json.dumps(key) + ': "' for key, _ in answers])
+    # One format string for the whole answers object: a single %-formatting per variant instead of
+    # hundreds of concatenations (the values are plain n/d strings, nothing to escape)
+    template = "{" + ", ".join(json.dumps(key).replace("%", "%%") + ': "%s"' for key, _ in answers) + "}"
+    tables = _BatchTables(answers, found, column, template, [i for _, i in answers])
     _TABLES[batch] = tables
     return tables
 
@@ -435,7 +439,7 @@ def _answers(accepted: Accepted) -> tuple[str, dict[str, dict[str, str]], dict[s
     batch, v = accepted.batch, accepted.position
     tables = _tables(batch)
     row = batch.texts[1][v]
-    encoded = "{" + ", ".join([p + row[i] + '"' for p, (_, i) in zip(tables.json_prefixes, tables.answer_columns)]) + "}"
+    encoded = tables.json_template % tuple([row[i] for i in tables.json_columns])
     mistakes = {}
     for mistake_id, pairs, present in tables.mistakes:
         given = {key: row[i] for (key, i), ok in zip(pairs, present[v]) if ok}

@@ -242,8 +242,6 @@ class Batch:
     @cached_property
     def texts(self) -> tuple[tuple[str, ...], list[list[str]]]:
         """Answer keys in sorted order and, per variant, their values as exact text (``12/5``)."""
-        from symreparam.printing import text_rational
-
         keys = tuple(sorted(self.values))
         if not keys:
             return keys, [[] for _ in range(self.size)]
@@ -255,8 +253,8 @@ class Batch:
             fractional = value.den != 1
             if fractional.any():
                 text = text.astype(object)
-                text[fractional] = [text_rational(int(n), int(d)) for n, d in
-                                    zip(value.num[fractional], value.den[fractional])]
+                text[fractional] = np.char.add(np.char.add(value.num[fractional].astype(str), "/"),
+                                               value.den[fractional].astype(str)).astype(object)
             per_key.append(text)
         return keys, np.array(per_key, dtype=object).T.tolist()
 
