@@ -240,23 +240,20 @@ class Batch:
         return nums[v], dens[v]
 
     @cached_property
-    def texts(self) -> tuple[tuple[str, ...], list[list[str]]]:
+    def texts(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
         """Answer keys in sorted order and, per variant, their values as exact text (``12/5``)."""
         keys = tuple(sorted(self.values))
         if not keys:
-            return keys, [[] for _ in range(self.size)]
-        per_key = []
+            return keys, [() for _ in range(self.size)]
+        columns = []
         for key in keys:
-            value = self.values[key]
-            # NumPy's string conversion of whole columns; "n/d" only where the denominator is not 1
-            text = value.num.astype(str)
-            fractional = value.den != 1
-            if fractional.any():
-                text = text.astype(object)
-                text[fractional] = np.char.add(np.char.add(value.num[fractional].astype(str), "/"),
-                                               value.den[fractional].astype(str)).astype(object)
-            per_key.append(text)
-        return keys, np.array(per_key, dtype=object).T.tolist()
+            # Python's int-to-str on the cached int lists beats NumPy's string casts several times over
+            nums, dens = self.columns[key]
+            if (self.values[key].den != 1).any():
+                columns.append([str(n) if d == 1 else f"{n}/{d}" for n, d in zip(nums, dens)])
+            else:
+                columns.append(list(map(str, nums)))
+        return keys, list(zip(*columns))
 
     @cached_property
     def columns(self) -> dict[str, tuple[list[int], list[int]]]:
