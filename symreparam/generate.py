@@ -393,16 +393,23 @@ def _meta(request: Request, accepted: Accepted) -> SimpleNamespace:
 
 @dataclass(frozen=True)
 class _BatchTables:
-    """What every variant of one batch needs for its record, worked out once per batch."""
+    """What every variant of one batch needs for its record, worked out once per batch.
 
-    answer_columns: list[tuple[str, int]]
-    mistakes: list[tuple[str, list[tuple[str, int]], list[list[bool]]]]  # id, (key, column), per variant: shown
+    The answers, and the typical mistakes' answers, are thousands of plain ``n/d`` strings with
+    nothing to escape, so they are written into JSON by one %-formatting per variant instead of the
+    encoder. Which mistakes apply differs between variants, but only in a few patterns."""
+
     column: dict[str, int]  # answer key -> its column in the batch's texts
-    json_template: str  # the answers object with a %s for every value
-    json_columns: list[int]  # the texts' columns that fill it, in order
+    answers_json: tuple[str, list[int]]  # the answers object with a %s per value, and the columns that fill it
+    mistake_patterns: list[tuple[str, list[int]]]  # the same for each pattern of shown mistakes
+    pattern_of: list[int]  # per variant: its pattern
 
 
 _TABLES: "weakref.WeakKeyDictionary[Batch, _BatchTables]" = weakref.WeakKeyDictionary()
+
+
+def _json_key(key: str) -> str:
+    return json.dumps(key).replace("%", "%%")
 
 
 def _tables(batch: Batch) -> _BatchTables:
@@ -414,16 +421,29 @@ def _tables(batch: Batch) -> _BatchTables:
     keys, _ = batch.texts
     column = {key: i for i, key in enumerate(keys)}
     answers = [(key, i) for i, key in enumerate(keys) if not key.startswith("mal.")]
-    found = []
+    answers_json = ("{" + ", ".join(_json_key(key) + ': "%s"' for key, _ in answers) + "}", [i for _, i in answers])
+    slots = []  # (mistake id, answer key, column), in the program's order
+    shown = []  # per slot and variant: the mistake applies and its answer is defined
     for mistake in batch.program.mistakes:
         able = applicable(batch, mistake)
-        pairs = [(key, column[mistake_key(mistake.id, key)]) for key in mistake.answers]
-        defined = np.stack([batch.values[mistake_key(mistake.id, key)].den != 0 for key in mistake.answers])
-        found.append((mistake.id, pairs, (able[None, :] & defined).T.tolist()))
-    # One format string for the whole answers object: a single %-formatting per variant instead of
-    # hundreds of concatenations (the values are plain n/d strings, nothing to escape)
-    template = "{" + ", ".join(json.dumps(key).replace("%", "%%") + ': "%s"' for key, _ in answers) + "}"
-    tables = _BatchTables(answers, found, column, template, [i for _, i in answers])
+        for key in mistake.answers:
+            slots.append((mistake.id, key, column[mistake_key(mistake.id, key)]))
+            shown.append(able & (batch.values[mistake_key(mistake.id, key)].den != 0))
+    patterns, pattern_of = [("{}", [])], [0] * batch.size
+    if slots:
+        unique, inverse = np.unique(np.stack(shown, axis=1), axis=0, return_inverse=True)
+        patterns = []
+        for row in unique.tolist():
+            objects: dict[str, list[str]] = {}
+            columns = []
+            for (mistake_id, key, col), on in zip(slots, row):
+                if on:
+                    objects.setdefault(mistake_id, []).append(_json_key(key) + ': "%s"')
+                    columns.append(col)
+            body = ", ".join(_json_key(mid) + ": {" + ", ".join(parts) + "}" for mid, parts in objects.items())
+            patterns.append(("{" + body + "}", columns))
+        pattern_of = inverse.reshape(-1).tolist()
+    tables = _BatchTables(column, answers_json, patterns, pattern_of)
     _TABLES[batch] = tables
     return tables
 
@@ -432,20 +452,17 @@ def _asked(batch: Batch) -> tuple[str, ...]:
     return tuple(q.answer for q in batch.program.family.questions)
 
 
-def _answers(accepted: Accepted) -> tuple[str, dict[str, dict[str, str]], dict[str, str]]:
-    """The variant's exact answers as a JSON object (written directly: they are thousands of plain
-    ``n/d`` strings), per applicable typical mistake the asked answers it gives, and the text of any
-    answer by key."""
+def _answers(accepted: Accepted) -> tuple[str, str, dict[str, str]]:
+    """The variant's exact answers and, per applicable typical mistake, the asked answers it gives,
+    both as JSON objects; and the text of any answer by key."""
     batch, v = accepted.batch, accepted.position
     tables = _tables(batch)
     row = batch.texts[1][v]
-    encoded = tables.json_template % tuple([row[i] for i in tables.json_columns])
-    mistakes = {}
-    for mistake_id, pairs, present in tables.mistakes:
-        given = {key: row[i] for (key, i), ok in zip(pairs, present[v]) if ok}
-        if given:
-            mistakes[mistake_id] = given
-    return encoded, mistakes, {key: row[tables.column[key]] for key in _asked(batch) if key in tables.column}
+    template, columns = tables.answers_json
+    answers = template % tuple([row[i] for i in columns])
+    template, columns = tables.mistake_patterns[tables.pattern_of[v]]
+    mistakes = template % tuple([row[i] for i in columns])
+    return answers, mistakes, {key: row[tables.column[key]] for key in _asked(batch) if key in tables.column}
 
 
 def render_variant(request: Request, accepted: Accepted, tex=None, md=None, moodle: bool = False) -> dict[str, str]:
@@ -504,21 +521,21 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
     drawn = a.batch.drawn[a.position]
     if "json" in formats:
         own.append(f"variant-{slug}.json")
-    # Keys in sorted order by construction (answers come sorted), so the encoder need not sort.
-    record = {
+    # The record's keys in sorted order, the pre-encoded answers and mistakes spliced in at theirs.
+    before = json.dumps({
         "attempts": a.attempts,
         "drawn": dict(sorted(drawn.items())),
         "files": sorted(own),
         "id": a.ident,
         "index": a.index,
         "max_rel_error": a.max_rel_error,
-        "mistakes": mistakes,
+    })
+    after = json.dumps({
         "name": a.name,
         "questions": dict(sorted((q.id, texts[q.answer]) for q in family.questions)),
         "seed": request.seed,
-    }
-    # "answers" sorts first, so the pre-encoded object goes in front.
-    return _Rendered(rendered, '{"answers": ' + answers_json + ", " + json.dumps(record)[1:])
+    })
+    return _Rendered(rendered, f'{{"answers": {answers_json}, {before[1:-1]}, "mistakes": {mistakes}, {after[1:]}')
 
 
 # Rendering is pure, so large runs share it among forked worker processes (same bytes out). Forking
