@@ -543,20 +543,48 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
 # cores: no gain in time at 300 or 600 variants, 10-20% more CPU), so smaller runs stay in one process
 # unless SYMREPARAM_WORKERS asks otherwise.
 PARALLEL_MIN = 1000
+CHUNK = 50  # variants taken at a time from the shared counter
 _WORK: tuple | None = None  # what forked workers render from: inherited, never pickled
 
 
-def _render_chunk(bounds: tuple[int, int]):
-    request, accepted, slugs, tex, md = _WORK
+def _render_chunks(request: Request, accepted, slugs, tex, md, counter, progress=None) -> dict[int, list]:
+    """Render chunks of variants, taking the next one from ``counter`` (shared by every process) until
+    none is left: a faster process simply takes more. Returns {first index: rendered variants}."""
+    done = {}
+    while True:
+        with counter.get_lock():
+            start = counter.value
+            counter.value = min(start + CHUNK, len(accepted))
+        if start >= len(accepted):
+            return done
+        done[start] = [_render_one(request, accepted[i], slugs[i], tex, md)
+                       for i in range(start, min(start + CHUNK, len(accepted)))]
+        if progress:
+            progress("rendering", min(counter.value, len(accepted)), len(accepted))
+
+
+def _render_share(_: int) -> tuple[SymreparamError | None, str]:
+    """A worker's part: chunks until none is left, written to a scratch file whose name it returns.
+
+    Through the pool's pipe the documents would stall: the process reading it renders too and holds
+    the GIL, so megabytes would trickle through a 64 KB pipe one switch interval at a time."""
+    import pickle
+
+    request, accepted, slugs, tex, md, scratch, counter = _WORK
     try:
-        out = [_render_one(request, accepted[i], slugs[i], tex, md) for i in range(*bounds)]
+        done = _render_chunks(request, accepted, slugs, tex, md, counter)
     except SymreparamError as exc:
-        return exc, {}
+        with counter.get_lock():  # the others stop at their next chunk
+            counter.value = len(accepted)
+        return exc, ""
     used = {}
     for templates in (tex, md):
         if templates is not None:
             used.update(templates.sources)
-    return out, used
+    path = os.path.join(scratch, f"{os.getpid()}.pickle")
+    with open(path, "wb") as handle:
+        pickle.dump((done, used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return None, path
 
 
 def _workers(count: int) -> int:
@@ -592,21 +620,32 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
                 progress("rendering", count, len(accepted))
         return out
     import multiprocessing
+    import pickle
 
-    size = -(-(len(accepted) - 1) // (4 * workers))
-    chunks = [(i, min(i + size, len(accepted))) for i in range(1, len(accepted), size)]
-    _WORK = (request, accepted, slugs, tex, md)
+    # What every variant of a batch shares is worked out here, once, rather than again in each worker.
+    for batch in {id(a.batch): a.batch for a in accepted}.values():
+        _tables(batch)
+        batch.columns
+    context = multiprocessing.get_context("fork")
+    counter = context.Value("q", 1)  # the first variant is done
+    # This process renders alongside workers - 1 forked ones: on two cores one fork, not two.
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for rendered, used in pool.imap(_render_chunk, chunks):
-                if isinstance(rendered, SymreparamError):
-                    raise rendered
-                out.extend(rendered)
-                for templates in (tex, md):
-                    if templates is not None:
-                        templates.env.loader.used.update(used)
-                if progress:
-                    progress("rendering", len(out), len(accepted))
+        with tempfile.TemporaryDirectory(prefix="symreparam-") as scratch:
+            _WORK = (request, accepted, slugs, tex, md, scratch, counter)  # before the fork: inherited
+            with context.Pool(workers - 1) as pool:
+                shares = pool.map_async(_render_share, range(workers - 1))
+                done = _render_chunks(request, accepted, slugs, tex, md, counter, progress)
+                for error, path in shares.get():
+                    if error is not None:
+                        raise error
+                    with open(path, "rb") as handle:
+                        theirs, used = pickle.load(handle)
+                    done.update(theirs)
+                    for templates in (tex, md):
+                        if templates is not None:
+                            templates.env.loader.used.update(used)
+        for start in sorted(done):
+            out.extend(done[start])
     finally:
         _WORK = None
     return out
