@@ -218,6 +218,81 @@ def evaluate(rf: RationalFunction, pts: Points) -> Values:
     raise AssertionError("unreachable: the exact pass always fits")
 
 
+def evaluate_many(rfs: Sequence[RationalFunction], pts: Points) -> list[Values]:
+    """:func:`evaluate` of many rational functions at once, with the same results.
+
+    A family compiles a few hundred answers sharing a few hundred distinct monomials. Evaluating them
+    one by one costs thousands of small NumPy calls per batch, whatever its size; here every distinct
+    monomial is computed once and all the sums, scales and reductions are a handful of operations on
+    (functions x variants) arrays. A function whose float64 shadow could exceed int64 is left to
+    :func:`evaluate`, which recomputes it with Python integers.
+    """
+    out: list[Values | None] = [None] * len(rfs)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, rf in enumerate(rfs):
+        groups.setdefault(rf.symbols, []).append(i)
+    for symbols, members in groups.items():
+        if pts.size:
+            for i, value in zip(members, _evaluate_int64([rfs[i] for i in members], symbols, pts)):
+                out[i] = value
+    return [value if value is not None else evaluate(rf, pts) for rf, value in zip(rfs, out)]
+
+
+def _evaluate_int64(rfs: Sequence[RationalFunction], symbols: tuple[str, ...], pts: Points) -> list[Values | None]:
+    """The int64 pass of :func:`evaluate` for functions of the same symbols; None where it may overflow."""
+    k, size = len(symbols), pts.size
+    eligible = [max(rf.num_scale, rf.den_scale) < _SAFE and all(abs(c) < _SAFE for c in (*rf.num.coeffs, *rf.den.coeffs))
+                for rf in rfs]
+    chosen = [rf for rf, ok in zip(rfs, eligible) if ok]
+    if not chosen:
+        return [None] * len(rfs)
+    # every term of every polynomial (numerator, denominator, numerator, ...) as a monomial in the
+    # numerators p and denominators q of the symbols: p^e q^(degree - e), as in _sum
+    monomials: dict[tuple[int, ...], int] = {}
+    term_monomial, term_coeff, starts, scales = [], [], [], []
+    for rf in chosen:
+        for poly in (rf.num, rf.den):
+            starts.append(len(term_coeff))
+            for coeff, exps in zip(poly.coeffs, poly.exps):
+                key = (*exps, *(d - e for d, e in zip(poly.degrees, exps)))
+                term_monomial.append(monomials.setdefault(key, len(monomials)))
+                term_coeff.append(coeff)
+            scales.append(monomials.setdefault((0,) * k + tuple(poly.degrees), len(monomials)))
+    exponents = np.array(list(monomials), dtype=np.intp).reshape(len(monomials), 2 * k)
+    exact = np.ones((len(monomials), size), dtype=np.int64)
+    bound = np.ones((len(monomials), size))
+    for j in range(2 * k):
+        top = int(exponents[:, j].max())
+        if top == 0:
+            continue
+        base = (pts.nums if j < k else pts.dens)[symbols[j % k]]
+        powers = np.arange(top + 1)[:, None]
+        # int64 powers may wrap where the float bound says so; those monomials are never trusted
+        with np.errstate(all="ignore"):
+            exact = exact * (base[None, :] ** powers)[exponents[:, j]]
+            bound = bound * (np.abs(base.astype(float))[None, :] ** powers)[exponents[:, j]]
+    coeffs = np.array(term_coeff, dtype=np.int64)[:, None]
+    index = np.array(term_monomial, dtype=np.intp)
+    with np.errstate(all="ignore"):
+        sums = np.add.reduceat(coeffs * exact[index], starts, axis=0)
+        shadow = np.add.reduceat(np.abs(coeffs.astype(float)) * bound[index], starts, axis=0)
+    scale, scale_bound = exact[scales], bound[scales]
+    fits = (shadow < _SAFE) & (scale_bound < _SAFE)
+    n_sum, d_sum, n_scale, d_scale = sums[0::2], sums[1::2], scale[0::2], scale[1::2]
+    num_scales = np.array([rf.num_scale for rf in chosen], dtype=np.int64)[:, None]
+    den_scales = np.array([rf.den_scale for rf in chosen], dtype=np.int64)[:, None]
+    with np.errstate(all="ignore"):
+        bound_n = np.abs(n_sum.astype(float)) * d_scale.astype(float) * den_scales.astype(float)
+        bound_d = np.abs(d_sum.astype(float)) * n_scale.astype(float) * num_scales.astype(float)
+        ok = (fits[0::2] & fits[1::2] & (bound_n < _SAFE) & (bound_d < _SAFE)).all(axis=1)
+        num = n_sum * d_scale * den_scales
+        den = d_sum * n_scale * num_scales
+    reduced = _reduce(num, den, False)
+    results = iter([Values(reduced.num[r].copy(), reduced.den[r].copy()) if ok[r] else None
+                    for r in range(len(chosen))])
+    return [next(results) if e else None for e in eligible]
+
+
 def _reduce(num: np.ndarray, den: np.ndarray, exact: bool) -> Values:
     sign = np.where(den < 0, -1, 1)
     num = num * sign

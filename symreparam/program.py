@@ -294,10 +294,13 @@ def evaluate_program(program: Program, drawn: Sequence[Mapping[str, str]]) -> Ba
             col.append(drawn_rational(values[name], name))
         pairs[name] = col
     pts = exactvec.points(pairs) if names else exactvec.Points({}, {}, len(drawn))
-    values = {key: exactvec.evaluate(rf, pts) for key, rf in program.compiled.items()}
-    data = tuple(tuple(exactvec.evaluate(rf, pts) for rf in row) for row in program.data)
-    queries = tuple(tuple(exactvec.evaluate(rf, pts) for rf in row) for row in program.queries)
-    return Batch(program, tuple(drawn), pts, values, data, queries, exactvec.evaluate(program.lr, pts))
+    everything = [*program.compiled.values(), *(rf for row in program.data for rf in row),
+                  *(rf for row in program.queries for rf in row), program.lr]
+    found = iter(exactvec.evaluate_many(everything, pts))
+    values = {key: next(found) for key in program.compiled}
+    data = tuple(tuple(next(found) for _ in row) for row in program.data)
+    queries = tuple(tuple(next(found) for _ in row) for row in program.queries)
+    return Batch(program, tuple(drawn), pts, values, data, queries, next(found))
 
 
 def variant_losses(batch: Batch) -> list[str]:
