@@ -621,6 +621,8 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
         return out
     import multiprocessing
     import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # What every variant of a batch shares is worked out here, once, rather than again in each worker.
     for batch in {id(a.batch): a.batch for a in accepted}.values():
@@ -628,14 +630,21 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
         batch.columns
     context = multiprocessing.get_context("fork")
     counter = context.Value("q", 1)  # the first variant is done
-    # This process renders alongside workers - 1 forked ones: on two cores one fork, not two.
+    # This process renders alongside workers - 1 forked ones: on two cores one fork, not two. The
+    # executor (unlike multiprocessing.Pool) reports a worker that died, instead of waiting forever.
     try:
         with tempfile.TemporaryDirectory(prefix="symreparam-") as scratch:
             _WORK = (request, accepted, slugs, tex, md, scratch, counter)  # before the fork: inherited
-            with context.Pool(workers - 1) as pool:
-                shares = pool.map_async(_render_share, range(workers - 1))
-                done = _render_chunks(request, accepted, slugs, tex, md, counter, progress)
-                for error, path in shares.get():
+            with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+                shares = [pool.submit(_render_share, i) for i in range(workers - 1)]
+                try:
+                    done = _render_chunks(request, accepted, slugs, tex, md, counter, progress)
+                except BaseException:
+                    with counter.get_lock():  # the workers stop at their next chunk
+                        counter.value = len(accepted)
+                    raise
+                for share in shares:
+                    error, path = share.result()
                     if error is not None:
                         raise error
                     with open(path, "rb") as handle:
@@ -646,8 +655,13 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
                             templates.env.loader.used.update(used)
         for start in sorted(done):
             out.extend(done[start])
+    except BrokenProcessPool:
+        raise SymreparamError("generate", "a worker process rendering the variants died (out of memory?); "
+                              "run again with SYMREPARAM_WORKERS=1 to render in one process") from None
     finally:
         _WORK = None
+    if len(out) != len(accepted):  # every chunk is taken exactly once; anything else is a bug
+        raise RuntimeError(f"rendered {len(out)} of {len(accepted)} variants")
     return out
 
 

@@ -12,6 +12,7 @@ import sympy as sp
 
 from symreparam import family as families
 from conftest import run
+from symreparam.errors import SymreparamError
 from symreparam.generate import Request, generate, solve_variants, write_output
 from symreparam.problem import REFERENCE
 from symreparam.program import variant_problem
@@ -184,8 +185,6 @@ def test_write_output_refuses_to_overwrite_and_replaces_with_force(tmp_path):
     target = tmp_path / "out"
     write_output(target, out)
     before = {p.name: p.read_bytes() for p in target.iterdir()}
-    from symreparam.errors import SymreparamError
-
     with pytest.raises(SymreparamError, match="already exists and is not empty; pass --force"):
         write_output(target, out)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
@@ -329,8 +328,6 @@ def test_pdfs_are_byte_identical_across_runs():
 def test_missing_pdflatex_names_the_packages(monkeypatch):
     import shutil as shutil_module
 
-    from symreparam.errors import SymreparamError
-
     monkeypatch.setattr(shutil_module, "which", lambda name: None)
     with pytest.raises(SymreparamError, match="texlive-latex-base texlive-latex-recommended texlive-pictures"):
         generate(Request(family=load("reparam-one-step"), fixed="reference", formats=("pdf",)))
@@ -345,6 +342,20 @@ def test_worker_processes_give_the_same_bytes(monkeypatch):
     monkeypatch.setenv("SYMREPARAM_WORKERS", "2")
     shared = generate(request)
     assert alone.files == shared.files
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch):
+    import symreparam.generate as gen
+
+    def dies(_):
+        os._exit(3)  # as the out-of-memory killer would end it
+
+    dies.__module__, dies.__qualname__ = gen._render_share.__module__, gen._render_share.__qualname__
+    monkeypatch.setattr(gen, "_render_share", dies)
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "2")
+    with pytest.raises(SymreparamError, match="worker process rendering the variants died"):
+        generate(Request(family=load("reparam-one-step"), variants=250, seed="4", formats=("tex",)))
 
 
 @pytest.mark.slow
