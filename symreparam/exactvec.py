@@ -238,19 +238,28 @@ def evaluate_many(rfs: Sequence[RationalFunction], pts: Points) -> list[Values]:
     return [value if value is not None else evaluate(rf, pts) for rf, value in zip(rfs, out)]
 
 
-def _evaluate_int64(rfs: Sequence[RationalFunction], symbols: tuple[str, ...], pts: Points) -> list[Values | None]:
-    """The int64 pass of :func:`evaluate` for functions of the same symbols; None where it may overflow."""
-    k, size = len(symbols), pts.size
-    eligible = [max(rf.num_scale, rf.den_scale) < _SAFE and all(abs(c) < _SAFE for c in (*rf.num.coeffs, *rf.den.coeffs))
-                for rf in rfs]
-    chosen = [rf for rf, ok in zip(rfs, eligible) if ok]
-    if not chosen:
-        return [None] * len(rfs)
-    # every term of every polynomial (numerator, denominator, numerator, ...) as a monomial in the
-    # numerators p and denominators q of the symbols: p^e q^(degree - e), as in _sum
+BLOCK_ELEMENTS = 1 << 21  # elements of the largest temporary (16 MB): memory stays flat however many variants
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The distinct monomials of functions of the same symbols, and how their terms combine."""
+
+    exponents: np.ndarray  # (monomials, 2k): exponents of the symbols' numerators, then denominators
+    index: np.ndarray  # (terms,): the monomial of every term of every polynomial
+    coeffs: np.ndarray  # (terms, 1) int64
+    starts: list[int]  # first term of every polynomial: numerator, denominator, numerator, ...
+    scales: list[int]  # the monomial prod q^degree of every polynomial
+    num_scales: np.ndarray  # (functions, 1)
+    den_scales: np.ndarray
+
+
+def _plan(rfs: Sequence[RationalFunction], k: int) -> _Plan:
+    # every term of every polynomial as a monomial in the numerators p and denominators q of the
+    # symbols, p^e q^(degree - e), as in _sum
     monomials: dict[tuple[int, ...], int] = {}
     term_monomial, term_coeff, starts, scales = [], [], [], []
-    for rf in chosen:
+    for rf in rfs:
         for poly in (rf.num, rf.den):
             starts.append(len(term_coeff))
             for coeff, exps in zip(poly.coeffs, poly.exps):
@@ -258,11 +267,47 @@ def _evaluate_int64(rfs: Sequence[RationalFunction], symbols: tuple[str, ...], p
                 term_monomial.append(monomials.setdefault(key, len(monomials)))
                 term_coeff.append(coeff)
             scales.append(monomials.setdefault((0,) * k + tuple(poly.degrees), len(monomials)))
-    exponents = np.array(list(monomials), dtype=np.intp).reshape(len(monomials), 2 * k)
-    exact = np.ones((len(monomials), size), dtype=np.int64)
-    bound = np.ones((len(monomials), size))
+    return _Plan(
+        exponents=np.array(list(monomials), dtype=np.intp).reshape(len(monomials), 2 * k),
+        index=np.array(term_monomial, dtype=np.intp),
+        coeffs=np.array(term_coeff, dtype=np.int64)[:, None],
+        starts=starts,
+        scales=scales,
+        num_scales=np.array([rf.num_scale for rf in rfs], dtype=np.int64)[:, None],
+        den_scales=np.array([rf.den_scale for rf in rfs], dtype=np.int64)[:, None],
+    )
+
+
+def _evaluate_int64(rfs: Sequence[RationalFunction], symbols: tuple[str, ...], pts: Points) -> list[Values | None]:
+    """The int64 pass of :func:`evaluate` for functions of the same symbols; None where it may overflow."""
+    eligible = [max(rf.num_scale, rf.den_scale) < _SAFE and all(abs(c) < _SAFE for c in (*rf.num.coeffs, *rf.den.coeffs))
+                for rf in rfs]
+    chosen = [rf for rf, ok in zip(rfs, eligible) if ok]
+    if not chosen or not pts.size:
+        return [None] * len(rfs)
+    plan = _plan(chosen, len(symbols))
+    num = np.empty((len(chosen), pts.size), dtype=np.int64)
+    den = np.empty((len(chosen), pts.size), dtype=np.int64)
+    ok = np.ones(len(chosen), dtype=bool)
+    block = max(16, BLOCK_ELEMENTS // max(len(plan.index), len(plan.exponents)))
+    for start in range(0, pts.size, block):
+        stop = min(start + block, pts.size)
+        part = Points({n: v[start:stop] for n, v in pts.nums.items()}, {n: v[start:stop] for n, v in pts.dens.items()},
+                      stop - start)
+        ok &= _block(plan, symbols, part, num[:, start:stop], den[:, start:stop])
+    # rows of the shared arrays, not copies: Values are never changed in place
+    results = iter([Values(num[r], den[r]) if ok[r] else None for r in range(len(chosen))])
+    return [next(results) if e else None for e in eligible]
+
+
+def _block(plan: _Plan, symbols: tuple[str, ...], pts: Points, num_out: np.ndarray, den_out: np.ndarray) -> np.ndarray:
+    """Evaluate a plan on a block of variants into ``num_out``/``den_out``; per function, whether it fits."""
+    k, size = len(symbols), pts.size
+    exponents = plan.exponents
+    exact = np.ones((len(exponents), size), dtype=np.int64)
+    bound = np.ones((len(exponents), size))
     for j in range(2 * k):
-        top = int(exponents[:, j].max())
+        top = int(exponents[:, j].max()) if len(exponents) else 0
         if top == 0:
             continue
         base = (pts.nums if j < k else pts.dens)[symbols[j % k]]
@@ -271,26 +316,20 @@ def _evaluate_int64(rfs: Sequence[RationalFunction], symbols: tuple[str, ...], p
         with np.errstate(all="ignore"):
             exact = exact * (base[None, :] ** powers)[exponents[:, j]]
             bound = bound * (np.abs(base.astype(float))[None, :] ** powers)[exponents[:, j]]
-    coeffs = np.array(term_coeff, dtype=np.int64)[:, None]
-    index = np.array(term_monomial, dtype=np.intp)
     with np.errstate(all="ignore"):
-        sums = np.add.reduceat(coeffs * exact[index], starts, axis=0)
-        shadow = np.add.reduceat(np.abs(coeffs.astype(float)) * bound[index], starts, axis=0)
-    scale, scale_bound = exact[scales], bound[scales]
+        sums = np.add.reduceat(plan.coeffs * exact[plan.index], plan.starts, axis=0)
+        shadow = np.add.reduceat(np.abs(plan.coeffs.astype(float)) * bound[plan.index], plan.starts, axis=0)
+    scale, scale_bound = exact[plan.scales], bound[plan.scales]
     fits = (shadow < _SAFE) & (scale_bound < _SAFE)
     n_sum, d_sum, n_scale, d_scale = sums[0::2], sums[1::2], scale[0::2], scale[1::2]
-    num_scales = np.array([rf.num_scale for rf in chosen], dtype=np.int64)[:, None]
-    den_scales = np.array([rf.den_scale for rf in chosen], dtype=np.int64)[:, None]
     with np.errstate(all="ignore"):
-        bound_n = np.abs(n_sum.astype(float)) * d_scale.astype(float) * den_scales.astype(float)
-        bound_d = np.abs(d_sum.astype(float)) * n_scale.astype(float) * num_scales.astype(float)
+        bound_n = np.abs(n_sum.astype(float)) * d_scale.astype(float) * plan.den_scales.astype(float)
+        bound_d = np.abs(d_sum.astype(float)) * n_scale.astype(float) * plan.num_scales.astype(float)
         ok = (fits[0::2] & fits[1::2] & (bound_n < _SAFE) & (bound_d < _SAFE)).all(axis=1)
-        num = n_sum * d_scale * den_scales
-        den = d_sum * n_scale * num_scales
-    reduced = _reduce(num, den, False)
-    results = iter([Values(reduced.num[r].copy(), reduced.den[r].copy()) if ok[r] else None
-                    for r in range(len(chosen))])
-    return [next(results) if e else None for e in eligible]
+        reduced = _reduce(n_sum * d_scale * plan.den_scales, d_sum * n_scale * plan.num_scales, False)
+    num_out[...] = reduced.num
+    den_out[...] = reduced.den
+    return ok
 
 
 def _reduce(num: np.ndarray, den: np.ndarray, exact: bool) -> Values:

@@ -547,41 +547,66 @@ CHUNK = 50  # variants taken at a time from the shared counter
 _WORK: tuple | None = None  # what forked workers render from: inherited, never pickled
 
 
+LOCK_SECONDS = 30  # the counter's lock is held for microseconds; longer means its holder died
+
+
+def _take(counter, total: int) -> int:
+    """The first index of the next chunk (``total`` when none is left), advancing the shared counter."""
+    lock = counter.get_lock()
+    if not lock.acquire(timeout=LOCK_SECONDS):
+        raise SymreparamError("generate", "a worker process rendering the variants stopped while holding a "
+                              "lock; run again with SYMREPARAM_WORKERS=1 to render in one process")
+    try:
+        start = counter.value
+        counter.value = min(start + CHUNK, total)
+    finally:
+        lock.release()
+    return start
+
+
+def _stop(counter, total: int) -> None:
+    """Leave no chunk for anyone: every process stops at its next one."""
+    lock = counter.get_lock()
+    held = lock.acquire(timeout=LOCK_SECONDS)
+    counter.value = total  # without the lock too, if its holder died: nothing else can change it then
+    if held:
+        lock.release()
+
+
 def _render_chunks(request: Request, accepted, slugs, tex, md, counter, progress=None) -> dict[int, list]:
     """Render chunks of variants, taking the next one from ``counter`` (shared by every process) until
     none is left: a faster process simply takes more. Returns {first index: rendered variants}."""
     done = {}
-    while True:
-        with counter.get_lock():
-            start = counter.value
-            counter.value = min(start + CHUNK, len(accepted))
-        if start >= len(accepted):
-            return done
+    while (start := _take(counter, len(accepted))) < len(accepted):
         done[start] = [_render_one(request, accepted[i], slugs[i], tex, md)
                        for i in range(start, min(start + CHUNK, len(accepted)))]
         if progress:
             progress("rendering", min(counter.value, len(accepted)), len(accepted))
+    return done
 
 
-def _render_share(_: int) -> tuple[SymreparamError | None, str]:
+def _render_share(task: int) -> tuple[SymreparamError | None, str]:
     """A worker's part: chunks until none is left, written to a scratch file whose name it returns.
 
     Through the pool's pipe the documents would stall: the process reading it renders too and holds
-    the GIL, so megabytes would trickle through a 64 KB pipe one switch interval at a time."""
+    the GIL, so megabytes would trickle through a 64 KB pipe one switch interval at a time. The file
+    is named for the task, not the process: one process may run two tasks."""
     import pickle
 
     request, accepted, slugs, tex, md, scratch, counter = _WORK
     try:
         done = _render_chunks(request, accepted, slugs, tex, md, counter)
     except SymreparamError as exc:
-        with counter.get_lock():  # the others stop at their next chunk
-            counter.value = len(accepted)
+        _stop(counter, len(accepted))
         return exc, ""
+    except BaseException:
+        _stop(counter, len(accepted))
+        raise
     used = {}
     for templates in (tex, md):
         if templates is not None:
             used.update(templates.sources)
-    path = os.path.join(scratch, f"{os.getpid()}.pickle")
+    path = os.path.join(scratch, f"share-{task}.pickle")
     with open(path, "wb") as handle:
         pickle.dump((done, used), handle, protocol=pickle.HIGHEST_PROTOCOL)
     return None, path
@@ -636,23 +661,22 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
         with tempfile.TemporaryDirectory(prefix="symreparam-") as scratch:
             _WORK = (request, accepted, slugs, tex, md, scratch, counter)  # before the fork: inherited
             with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
-                shares = [pool.submit(_render_share, i) for i in range(workers - 1)]
                 try:
+                    shares = [pool.submit(_render_share, i) for i in range(workers - 1)]
                     done = _render_chunks(request, accepted, slugs, tex, md, counter, progress)
+                    for share in shares:
+                        error, path = share.result()
+                        if error is not None:
+                            raise error
+                        with open(path, "rb") as handle:
+                            theirs, used = pickle.load(handle)
+                        done.update(theirs)
+                        for templates in (tex, md):
+                            if templates is not None:
+                                templates.env.loader.used.update(used)
                 except BaseException:
-                    with counter.get_lock():  # the workers stop at their next chunk
-                        counter.value = len(accepted)
+                    _stop(counter, len(accepted))  # so that leaving the pool does not wait for the rest
                     raise
-                for share in shares:
-                    error, path = share.result()
-                    if error is not None:
-                        raise error
-                    with open(path, "rb") as handle:
-                        theirs, used = pickle.load(handle)
-                    done.update(theirs)
-                    for templates in (tex, md):
-                        if templates is not None:
-                            templates.env.loader.used.update(used)
         for start in sorted(done):
             out.extend(done[start])
     except BrokenProcessPool:

@@ -95,3 +95,18 @@ def test_the_shared_pass_handles_what_fits_and_leaves_the_rest():
     done = _evaluate_int64(rfs, ("a", "b", "c"), pts)
     assert [d is not None for d in done] == [True, False, True]
     assert done[0].num.tolist() == [3, -3] and done[0].den.tolist() == [4, 5]
+
+
+def test_blocks_of_variants_give_the_same_values(monkeypatch):
+    import symreparam.exactvec as exactvec
+
+    monkeypatch.setattr(exactvec, "BLOCK_ELEMENTS", 1)  # blocks of 16 variants
+    exprs = [a * b / c - 3 * a**2, (a * 10**6 + b) ** 3 / (c + 1), 1 / (a - b), sp.Rational(3, 7)]
+    rfs = [compile_rational(e, (a, b, c)) for e in exprs]
+    # the middle function fits int64 in the first blocks only: the last variants are large
+    values = {"a": [(i - 20, 1 + i % 3) for i in range(45)] + [(10**6, 1)] * 5,
+              "b": [(i % 5, 1) for i in range(50)], "c": [(1 + i % 4, 1) for i in range(50)]}
+    pts = points(values)
+    for rf, got in zip(rfs, evaluate_many(rfs, pts)):
+        alone = evaluate(rf, pts)
+        assert got.num.tolist() == alone.num.tolist() and got.den.tolist() == alone.den.tolist()

@@ -345,6 +345,17 @@ def test_worker_processes_give_the_same_bytes(monkeypatch):
 
 
 @pytest.mark.slow
+def test_more_workers_than_work_lose_no_variant(monkeypatch):
+    # with many workers and few chunks one process may run two shares, the second finding no work
+    request = Request(family=load("reparam-one-step"), variants=100, seed="6", formats=("tex", "json"))
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "1")
+    alone = generate(request).files
+    monkeypatch.setenv("SYMREPARAM_WORKERS", "16")
+    for _ in range(6):
+        assert generate(request).files == alone
+
+
+@pytest.mark.slow
 def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch):
     import symreparam.generate as gen
 
