@@ -10,6 +10,7 @@ judges any number of answer sets; it only caches, and nothing here prints.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from symreparam.reparam import decompose
 from symreparam.solution import Analysis, analyse
 
 MAX_ANSWERS = 200
+MAX_EXPANDED_TERMS = 200  # products expand makes of one answer; a real answer has a few dozen
 # An answer with a fraction bar is exact and must be exactly right; one in decimal notation (whole
 # numbers included) is taken as rounded and accepted within the tolerance.
 _FRACTION = re.compile(r"/|\\[dt]?frac|\u00f7")
@@ -264,8 +266,11 @@ class Checker:
             seen.add(name)
             target = _resolve(name, self.names, self.correct)
             allowed = (self.inputs if target.model is not None else []) + self.lr_names
-            parsed.append((target, text, parse_expression(text, f"--answer {target.name}", names=allowed,
-                                                          student=True)))
+            value = parse_expression(text, f"--answer {target.name}", names=allowed, student=True)
+            if _expanded_terms(value, MAX_EXPANDED_TERMS) > MAX_EXPANDED_TERMS:
+                raise SymreparamError(f"--answer {target.name}", f"multiplies out to more than {MAX_EXPANDED_TERMS} "
+                                      "terms; no answer here is that long, so simplify it")
+            parsed.append((target, text, value))
         return parsed
 
     def _mistakes(self, parsed) -> tuple[Mistake, ...]:
@@ -303,6 +308,26 @@ class Checker:
         return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, error)
 
 
+def _expanded_terms(expr: sp.Expr, cap: int) -> int:
+    """How many terms multiplying ``expr`` out makes before like terms are collected (the work of
+    ``expand``, which every comparison does), or ``cap + 1`` if more."""
+    if expr.is_Atom:
+        return 1
+    if expr.is_Add:
+        return min(cap + 1, sum(_expanded_terms(a, cap) for a in expr.args))
+    if expr.is_Mul:
+        total = 1
+        for a in expr.args:
+            total = min(cap + 1, total * _expanded_terms(a, cap))
+        return total
+    if expr.is_Pow and expr.exp.is_Integer:
+        n, k = _expanded_terms(expr.base, cap), abs(int(expr.exp))
+        return min(cap + 1, math.comb(n + k - 1, k))  # the monomials of degree k in n terms
+    # a function, or a non-integer power, is one term; but expand works inside it too
+    inner = max((_expanded_terms(a, cap) for a in expr.args), default=1)
+    return 1 if inner <= cap else cap + 1
+
+
 def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target) -> sp.Expr:
     if target.key is not None:
         return correct[target.key]
@@ -315,6 +340,8 @@ def _equal(a: sp.Expr, b: sp.Expr) -> bool:
     difference = sp.expand(a - b)
     if difference == 0:
         return True
+    if _provably_nonzero(difference):
+        return False
     if sp.count_ops(difference) > 80:  # no student writes that; cancelling it could take seconds
         return False
     try:
@@ -322,6 +349,27 @@ def _equal(a: sp.Expr, b: sp.Expr) -> bool:
         return difference == 0 or sp.expand(sp.radsimp(difference)) == 0
     except (sp.PolynomialError, ValueError, TypeError, RecursionError):
         return False
+
+
+# Rational probe values, one per symbol, unlikely to be a pole or a root of anything a student writes
+_PROBES = tuple(sp.Rational(p, 10_000) for p in (3183, 5772, 6931, 4142, 7321, 2361, 1414, 8862))
+
+
+def _provably_nonzero(difference: sp.Expr) -> bool:
+    """Whether ``difference`` is nonzero at a probe point, with 30 digits guaranteed by SymPy's evalf.
+
+    A difference that is not zero somewhere is not zero, so most wrong answers are told apart in
+    milliseconds; cancelling and rationalising them instead took seconds for sums of nested radicals.
+    Inconclusive (False) at a pole, off the real line's domain, or where the value is zero."""
+    symbols = sorted(difference.free_symbols, key=lambda s: s.name)
+    if len(symbols) > len(_PROBES):
+        return False
+    try:
+        value = difference.evalf(30, subs=dict(zip(symbols, _PROBES)), strict=True)
+    except (sp.core.evalf.PrecisionExhausted, ValueError, TypeError, ZeroDivisionError, ArithmeticError,
+            NotImplementedError, RecursionError):
+        return False
+    return bool(value.is_number and value.is_finite and value.is_zero is False)
 
 
 def _matches(given: sp.Expr, expected: sp.Expr, decimals: bool, variables) -> bool:

@@ -92,6 +92,9 @@ class Limits:
     max_complex_number_bits: int = 64
     """Largest number, in bits, in such an argument: splitting it can take roots and powers of
     its numbers, and one with 10**40 in it took 44 seconds."""
+    max_power_tower: int = 2
+    """Deepest tower of non-integer powers, as in ``2**2**(1/2)`` (2 high): SymPy evaluates such
+    towers numerically to order and compare terms, and ``2**-2**-2**...`` 12 high took seconds."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -1039,10 +1042,22 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> None:
         raise ctx.error(
             f"exponent is too large (limit {limits.max_exp_argument} in absolute value)"
         )
+    if not exponent.is_Integer and 1 + _tower_height(exponent) > limits.max_power_tower:
+        raise ctx.error(f"powers nested too deeply (limit {limits.max_power_tower} non-integer powers in a tower)")
     if not exponent.is_Integer:
         if _is_negative_constant(base):
             raise ctx.error("a negative number to a non-integer power is not a real number")
         _check_may_be_complex(base, ctx)
+
+
+def _tower_height(expr: sympy.Expr) -> int:
+    """How many non-integer powers are stacked in ``expr``, each in the exponent of the one below."""
+    if expr.is_Atom:
+        return 0
+    below = max((_tower_height(arg) for arg in expr.args), default=0)
+    if expr.is_Pow and not expr.exp.is_Integer:
+        return max(below, 1 + _tower_height(expr.exp))
+    return below
 
 
 def _check_log_powers(argument: sympy.Expr, ctx: _Context) -> None:

@@ -408,6 +408,8 @@ REFUSALS = [
     ("(2**100*2**100*2**100*2**100*2**100*2**100*2**100*2**100*2**100*2**100) ** (1/2)",
      "root too costly to take exactly"),
     ("(2**100)**40 * (2**100)**40", "a number in the result would have 8001 bits (limit 4096)"),
+    ("2**2**2**(1/2)", "powers nested too deeply (limit 2 non-integer powers in a tower)"),
+    ("2**-2**-2**-2**-2", "powers nested too deeply"),
     ("exp(exp(exp(10)))", "the argument of exp is too large (limit 10000 in absolute value)"),
     ("exp(10001)", "the argument of exp is too large"),
     ("sigmoid(-20000)", "the argument of sigmoid is too large"),
@@ -802,6 +804,7 @@ GENEROUS = Limits(
     max_root_bits=10**6,
     max_exp_argument=10**100,
     max_complex_terms=10**6,
+    max_power_tower=100,
 )
 SYMBOLS = ["x", "y", "w1", "eta"]
 NOT_FINITE_REAL = (sympy.I, sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)
@@ -959,6 +962,9 @@ HOSTILE_BLOCKS = [
     "(log(2))/((10**40)/(sigmoid(ln((log(2)*2**100)))))", "tanh(exp(-(tanh(log(2)*2**100))))", "\\frac12\\frac12", "x^{2^{2^{2}}}", "\u00b2\u00b2\u00b2",
     "1.2.3", "..", "e", "E", "I", "oo", "nan", "zoo", "pi", "None", "True", "import", "yield",
     "await", "async", "x" * 33, "9" * 41, "0." + "0" * 38 + "1",
+    "2**-2**-2**-2**-2e2**-2**-2**-2**-22**-2**-2**-2**-2", " + ".join(["2**-3**-5**-2"] * 12),
+    "(x+1)**100*(x+2)**100*(x+3)**100", "(exp(9999)+1)**100(exp(9999)+1)**100(exp(9999)+1)**100",
+    "(x+1+exp(99))**40", "exp((x+1)**30*(x+2)**30)",
 ]  # fmt: skip
 OPERATORS = ["+", "-", "*", "/", "**", "^", "(", ")", ",", " ", "", "x", "2", ".", "0", "e", "9"]
 ALPHABET = "0123456789.eE+-*/^()x ,\\{}_$[]|=<>'\"\u2212\u00b2\u0445\u00d7"
