@@ -10,7 +10,6 @@ judges any number of answer sets; it only caches, and nothing here prints.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import sympy as sp
 from symreparam.answers import Descent, answer_expressions, basis_ids, function_of, path_answers
 from symreparam.errors import ParseError, SymreparamError
 from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, tolerance
-from symreparam.parse import parse_expression
+from symreparam.parse import expansion_size, parse_expression
 from symreparam.problem import Problem
 from symreparam.reparam import decompose
 from symreparam.solution import Analysis, analyse
@@ -267,7 +266,7 @@ class Checker:
             target = _resolve(name, self.names, self.correct)
             allowed = (self.inputs if target.model is not None else []) + self.lr_names
             value = parse_expression(text, f"--answer {target.name}", names=allowed, student=True)
-            if _expanded_terms(value, MAX_EXPANDED_TERMS) > MAX_EXPANDED_TERMS:
+            if expansion_size(value, MAX_EXPANDED_TERMS) > MAX_EXPANDED_TERMS:  # every comparison expands
                 raise SymreparamError(f"--answer {target.name}", f"multiplies out to more than {MAX_EXPANDED_TERMS} "
                                       "terms; no answer here is that long, so simplify it")
             parsed.append((target, text, value))
@@ -306,26 +305,6 @@ class Checker:
         # the report's figure covers exactly what it shows: the worked solution and the mistakes it names
         error = max([self.error, *(self.mistake_errors.get(i, 0.0) for i in named)])
         return Report(self.exercise, verdicts, RELATIVE_TOLERANCE, error)
-
-
-def _expanded_terms(expr: sp.Expr, cap: int) -> int:
-    """How many terms multiplying ``expr`` out makes before like terms are collected (the work of
-    ``expand``, which every comparison does), or ``cap + 1`` if more."""
-    if expr.is_Atom:
-        return 1
-    if expr.is_Add:
-        return min(cap + 1, sum(_expanded_terms(a, cap) for a in expr.args))
-    if expr.is_Mul:
-        total = 1
-        for a in expr.args:
-            total = min(cap + 1, total * _expanded_terms(a, cap))
-        return total
-    if expr.is_Pow and expr.exp.is_Integer:
-        n, k = _expanded_terms(expr.base, cap), abs(int(expr.exp))
-        return min(cap + 1, math.comb(n + k - 1, k))  # the monomials of degree k in n terms
-    # a function, or a non-integer power, is one term; but expand works inside it too
-    inner = max((_expanded_terms(a, cap) for a in expr.args), default=1)
-    return 1 if inner <= cap else cap + 1
 
 
 def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target) -> sp.Expr:

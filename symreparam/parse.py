@@ -1106,7 +1106,8 @@ def _check_may_be_complex(
     if argument.is_extended_real:
         return
     limit = ctx.limits.max_complex_terms
-    if _expansion_size(argument, limit) > limit:
+    # functions and roots split in two; their own arguments were checked when they were built
+    if expansion_size(argument, limit, opaque=2, inside=False) > limit:
         raise ctx.error(
             f"{subject} may not be real and is too complex to handle exactly "
             f"(more than {limit} terms when expanded); simplify it"
@@ -1165,31 +1166,34 @@ def _short(expr: sympy.Expr, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _expansion_size(expr: sympy.Expr, cap: int) -> int:
-    """About how many terms splitting ``expr`` into real and imaginary parts expands it to.
+def expansion_size(expr: sympy.Expr, cap: int, opaque: int = 1, inside: bool = True) -> int:
+    """About how many terms multiplying ``expr`` out makes before like terms are collected, or
+    ``cap + 1`` if more.
 
-    Functions and roots count as two terms (a real and an imaginary part); their own arguments
-    were checked when they were built. Any value above ``cap`` means "too many".
+    A function or a non-integer power counts as ``opaque`` terms (2 where it is split into a real and
+    an imaginary part); with ``inside`` its arguments are measured too, as ``expand`` works there.
     """
     if expr.is_Atom:
         return 1
     if expr.is_Add:
-        return min(cap + 1, sum(_expansion_size(arg, cap) for arg in expr.args))
+        return min(cap + 1, sum(expansion_size(arg, cap, opaque, inside) for arg in expr.args))
     if expr.is_Mul:
         total = 1
         for arg in expr.args:
-            total = min(cap + 1, total * _expansion_size(arg, cap))
+            total = min(cap + 1, total * expansion_size(arg, cap, opaque, inside))
         return total
     if expr.is_Pow and expr.exp.is_Integer:
         # A sum of k terms to the power n has C(n + k - 1, n) terms (1/s is expanded like s).
-        k, n = _expansion_size(expr.base, cap), abs(int(expr.exp))
+        k, n = expansion_size(expr.base, cap, opaque, inside), abs(int(expr.exp))
         terms = 1
         for i in range(1, n + 1):
             terms = terms * (k + i - 1) // i
             if terms > cap:
                 return cap + 1
         return terms
-    return 2
+    if inside and any(expansion_size(arg, cap, opaque, inside) > cap for arg in expr.args):
+        return cap + 1
+    return opaque
 
 
 def _is_negative_constant(expr: sympy.Expr) -> bool:
