@@ -14,6 +14,11 @@ from pathlib import Path
 # Our matrices are tiny: an OpenBLAS thread pool buys nothing and costs ~50 ms of start-up, a third of
 # the whole budget of ``symreparam solve``. Set before NumPy is imported; an explicit setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Python refuses to print integers of more than 4300 digits (a guard for parsing untrusted digit
+# strings, which our parser bounds at 40 characters); exact answers are bounded near 4000 digits, and a
+# derived value a little longer must print, not crash.
+if hasattr(sys, "set_int_max_str_digits") and 0 < sys.get_int_max_str_digits() < 20_000:  # 0: no limit
+    sys.set_int_max_str_digits(20_000)
 
 import click  # noqa: E402
 

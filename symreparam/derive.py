@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symreparam import linalg
-from symreparam.errors import ProblemError
+from symreparam.errors import NotRealError, ParseError, ProblemError
+from symreparam.parse import substitute
 from symreparam.problem import Model, Problem
 from symreparam.reparam import LinearForm, decompose, linear_form
 
@@ -38,16 +39,16 @@ def _too_large(values) -> str | None:
         if value.is_Rational:
             size = _bits(value)
             if size > MAX_NUMBER_BITS:
-                return f"has numbers of {int(size * 0.30103)} digits"
+                return f"hold numbers of {int(size * 0.30103)} digits"
             total += size
             continue
         numbers = value.atoms(sp.Rational)
         largest = max((_bits(a) for a in numbers), default=0)
         if largest > MAX_NUMBER_BITS:
-            return f"has numbers of {int(largest * 0.30103)} digits"
+            return f"hold numbers of {int(largest * 0.30103)} digits"
         total += sum(_bits(a) for a in numbers)
     if total > MAX_ITERATE_BITS:
-        return f"has {total // 3} digits in all"
+        return f"hold {total // 3} digits in all"
     return None
 
 
@@ -132,9 +133,37 @@ def loss_factor(problem: Problem) -> sp.Expr:
     return 2 * scale
 
 
-def function_at(model: Model, values) -> sp.Expr:
-    """The model as a function of the inputs with parameters fixed at ``values``."""
-    return sp.expand(model.expression.xreplace(dict(zip(model.params, values))))
+def function_at(model: Model, values, step: int = 0) -> sp.Expr:
+    """The model as a function of the inputs with parameters fixed at ``values`` (after ``step`` steps)."""
+    return sp.expand(model_at(model, model.expression, dict(zip(model.params, values)), step, "any input"))
+
+
+def model_at(model: Model, expr: sp.Expr, values, step: int, where: str, param: sp.Symbol | None = None) -> sp.Expr:
+    """``expr`` (the model, or its derivative in ``param``) with ``values`` put in, through the parser's
+    checks: values that would make SymPy compute for hours (2**w at w = 10**9) or that leave the real
+    numbers are refused, blaming the starting values at step 0 and the learning rate or the number of
+    steps after a step."""
+    try:
+        return substitute(expr, values, "--init")
+    except ParseError as exc:
+        when = "at the start" if step == 0 else f"after step {step}"
+        if isinstance(exc, NotRealError):
+            what = "is not a finite real number" if param is None else f"has no finite real derivative in {param.name}"
+            field = "--init" if step == 0 else "--lr"
+        else:
+            what = "is too large to handle exactly" if param is None else f"has a derivative in {param.name} too large " \
+                "to handle exactly"
+            field = "--init" if step == 0 else "--lr" if step == 1 else "--steps"
+        raise ProblemError(field, f"{model.name} {what} at {where} {when} ({exc.message}); {_fewer(step)}") from None
+
+
+def _fewer(step: int) -> str:
+    """What to change when the iterate after ``step`` steps is unusable (every earlier one was fine)."""
+    if step == 0:
+        return "change the starting values"
+    if step == 1:
+        return "use a smaller learning rate"
+    return f"use a smaller learning rate, or at most {step - 1} step{'s' if step > 2 else ''}"
 
 
 def derive_model(problem: Problem, model: Model) -> ModelDerivation:
@@ -156,10 +185,10 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
             for row, jrow, y in zip(term_values, jac_rows, data.targets)
         )
     else:
-        residuals = tuple(
-            sp.expand(model.expression.xreplace({**pt, **at_w0}) - y) for pt, y in zip(points, data.targets)
-        )
-        jac_rows = [[sp.expand(d.xreplace({**pt, **at_w0})) for d in partials] for pt in points]
+        residuals = tuple(sp.expand(model_at(model, model.expression, {**pt, **at_w0}, 0, _where(data, i)) - y)
+                          for i, (pt, y) in enumerate(zip(points, data.targets)))
+        jac_rows = [[sp.expand(model_at(model, d, {**pt, **at_w0}, 0, _where(data, i), w))
+                     for d, w in zip(partials, model.params)] for i, pt in enumerate(points)]
     _check_defined(model, data, residuals, jac_rows, w0)
     jacobian = sp.ImmutableMatrix(jac_rows)
     cprime = loss_factor(problem)
@@ -209,7 +238,8 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
         jacobian=jacobian,
         gradient=gradient,
         function_initial=at(trajectory[0]),
-        function_final=at(trajectory[-1]),
+        function_final=form.function(trajectory[-1]) if form is not None
+        else function_at(model, trajectory[-1], problem.steps),
         gram=gram,
         kernel=kernel,
         function_step=function_step,
@@ -231,7 +261,7 @@ def _check_defined(model: Model, data, residuals, jac_rows, values, step: int = 
     """
     field = "--init" if step == 0 else "--lr"
     when = "at the start" if step == 0 else f"after step {step}"
-    fix = "change the starting values" if step == 0 else "use a smaller learning rate or fewer steps"
+    fix = _fewer(step)
     for i, r in enumerate(residuals):
         if _undefined(r):
             raise ProblemError(field, f"{model.name} is not a finite real number at {_where(data, i)} {when} "
@@ -325,13 +355,18 @@ def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.
     used_at = partials_at if used is partials else [[d.xreplace(pt) for d in used] for pt in points]
     out = [tuple(w0)]
     w = tuple(w0)
+
+    def at_point(expr, at, i, step, param=None):
+        return sp.expand(model_at(model, expr, at, step, _where(data, i), param))
+
     for step in range(1, problem.steps + 1):
         at = dict(zip(model.params, w))
-        residuals = [sp.expand(f.xreplace(at) - y) for f, y in zip(values_at, data.targets)]
-        jac = [[sp.expand(d.xreplace(at)) for d in row] for row in partials_at]
+        residuals = [at_point(f, at, i, step - 1) - y for i, (f, y) in enumerate(zip(values_at, data.targets))]
+        jac = [[at_point(d, at, i, step - 1, p) for d, p in zip(row, model.params)] for i, row in enumerate(partials_at)]
         if step > 1:
             _check_defined(model, data, residuals, jac, w, step - 1)
-        direction = jac if used_at is partials_at else [[sp.expand(d.xreplace(at)) for d in row] for row in used_at]
+        direction = jac if used_at is partials_at else \
+            [[at_point(d, at, i, step - 1, p) for d, p in zip(row, model.params)] for i, row in enumerate(used_at)]
         grad = [sp.Add(*(r * row[j] for r, row in zip(residuals, direction))) for j in range(len(w))]
         w = tuple(sp.expand(wj - rate * gj) for wj, gj in zip(w, grad))
         if sum(sp.count_ops(e) for e in w) > MAX_ITERATE_OPS:
@@ -343,6 +378,13 @@ def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.
             )
         _check_size(w, model.name, step)
         out.append(w)
+    # the last iterate too must leave the model defined at the data
+    at = dict(zip(model.params, w))
+    final = [at_point(f, at, i, problem.steps) - y for i, (f, y) in enumerate(zip(values_at, data.targets))]
+    for i, r in enumerate(final):
+        if _undefined(r):
+            raise ProblemError("--lr", f"{model.name} is not a finite real number at {_where(data, i)} after step "
+                               f"{problem.steps}; {_fewer(problem.steps)}")
     return tuple(out)
 
 

@@ -30,6 +30,10 @@ class ParseError(SymreparamError):
     """A user string that the safe parser refuses."""
 
 
+class NotRealError(ParseError):
+    """The parser's refusal of a value that is not a finite real number (1/0, log(-1), sqrt(-2))."""
+
+
 class ProblemError(SymreparamError):
     """Input that parses but does not make a well-posed problem."""
 

@@ -31,7 +31,7 @@ from types import MappingProxyType
 import sympy
 from sympy import Abs, Add, Integer, Mul, Pow, Rational, S, Symbol
 
-from .errors import ParseError
+from .errors import NotRealError, ParseError
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -176,6 +176,10 @@ class _Context:
 
     def error(self, message: str) -> ParseError:
         return ParseError(self.field, message)
+
+    def not_real(self, message: str) -> ParseError:
+        """A value that is not a finite real number (as opposed to one too large to handle)."""
+        return NotRealError(self.field, message)
 
     def cannot_read(self, column: int, detail: str = "") -> ParseError:
         message = f"could not read '{_snippet(self.text, column)}' near column {column}"
@@ -852,7 +856,7 @@ def _build_product(node: ast.BinOp, ctx: _Context, depth: int) -> sympy.Expr:
     for op, operand in _left_spine(node, (ast.Mult, ast.Div)):
         value = _build(operand, ctx, depth + 1)
         if op is ast.Div and value == 0:
-            raise ctx.error("division by zero")
+            raise ctx.not_real("division by zero")
         factors.append((op, value))
     if len(factors) > _FOLD_LIMIT:
         parts = [Pow(v, -1) if op is ast.Div else v for op, v in factors]
@@ -893,13 +897,13 @@ def _apply_function(name: str, argument: sympy.Expr, ctx: _Context) -> sympy.Exp
         _check_log_powers(argument, ctx)
     if name == "sqrt":
         if _is_negative_constant(argument):
-            raise ctx.error("square root of a negative number is not a real number")
+            raise ctx.not_real("square root of a negative number is not a real number")
         return _power(argument, S.Half, ctx)
     if name in ("log", "ln"):
         if argument == 0:
-            raise ctx.error("log(0) is undefined: not a real number")
+            raise ctx.not_real("log(0) is undefined: not a real number")
         if _is_negative_constant(argument):
-            raise ctx.error("log of a negative number is not a real number")
+            raise ctx.not_real("log of a negative number is not a real number")
     return _checked(FUNCTIONS[name](argument), ctx)
 
 
@@ -1037,7 +1041,7 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> None:
                 f"(limit {limits.max_number_bits})"
             )
         if p < 0 and base == 0:
-            raise ctx.error("division by zero (0 to a negative power)")
+            raise ctx.not_real("division by zero (0 to a negative power)")
     elif exponent.is_number and _magnitude_exceeds(exponent, limits.max_exp_argument):
         raise ctx.error(
             f"exponent is too large (limit {limits.max_exp_argument} in absolute value)"
@@ -1046,7 +1050,7 @@ def _check_power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> None:
         raise ctx.error(f"powers nested too deeply (limit {limits.max_power_tower} non-integer powers in a tower)")
     if not exponent.is_Integer:
         if _is_negative_constant(base):
-            raise ctx.error("a negative number to a non-integer power is not a real number")
+            raise ctx.not_real("a negative number to a non-integer power is not a real number")
         _check_may_be_complex(base, ctx)
 
 
@@ -1276,7 +1280,7 @@ def _checked(expr: sympy.Expr, ctx: _Context) -> sympy.Expr:
         ctx.clean.add(node)
         if node.is_Atom:
             if node in _NOT_FINITE_REAL:
-                raise ctx.error(_NOT_FINITE_REAL[node])
+                raise ctx.not_real(_NOT_FINITE_REAL[node])
             if node.is_Rational and _bits(node) > limits.max_number_bits:
                 raise ctx.error(
                     f"a number in the result would have {_bits(node)} bits "
@@ -1346,6 +1350,53 @@ def parse_expression(
     except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError):
         # SymPy's own evaluation gave up (e.g. a sign it cannot decide); say so in one line.
         raise ctx.error("could not evaluate this expression exactly; simplify it") from None
+
+
+_FUNCTION_NAMES = {sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
+                   Abs: "abs"}
+
+
+def substitute(expr: sympy.Expr, values: Mapping[sympy.Symbol, sympy.Expr], field: str, *,
+               limits: Limits = DEFAULT_LIMITS) -> sympy.Expr:
+    """``expr`` with ``values`` put in for its symbols, rebuilt bottom-up through the parser's checks.
+
+    A plain ``xreplace`` lets SymPy evaluate whatever the values make: ``2**w`` at w = 10**9, or
+    exp(exp(exp(a))) at a = 3 (whose sign SymPy then computes to half a billion digits), would run
+    for hours. Here every power and function is built as parsing builds it, so such a value is
+    refused with a :class:`ParseError` naming ``field``, and the result is finite and real.
+    """
+    ctx = _Context(field=field, text="", names=None, numbers_only=False, student=False, limits=limits)
+    built: dict[sympy.Basic, sympy.Expr] = {}
+
+    def build(node: sympy.Basic) -> sympy.Expr:
+        if node in values:
+            return values[node]
+        if node.is_Atom:
+            return node
+        if node in built:
+            return built[node]
+        args = [build(arg) for arg in node.args]
+        if node.is_Add:
+            out = _checked(Add(*args), ctx)
+        elif node.is_Mul:
+            out = _checked(Mul(*args), ctx)
+        elif node.is_Pow:
+            out = _power(args[0], args[1], ctx)
+        elif node.func in _FUNCTION_NAMES:
+            out = _apply_function(_FUNCTION_NAMES[node.func], args[0], ctx)
+        elif node.func is sympy.sign:  # the derivative of abs
+            if args[0].is_number:
+                _check_function_argument("sign", args[0], ctx)
+            out = _checked(sympy.sign(args[0]), ctx)
+        else:  # nothing else comes out of the parser
+            raise ctx.error(f"cannot evaluate {node.func.__name__} safely")
+        built[node] = out
+        return out
+
+    try:
+        return build(expr)
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError):
+        raise ctx.error("could not evaluate the model exactly there; simplify it") from None
 
 
 def parse_number(text: str, field: str, *, limits: Limits = DEFAULT_LIMITS) -> sympy.Expr:

@@ -55,7 +55,18 @@ def one_error_line(*args: str, code: int = 2) -> str:
       "--steps", "2"], "--lr: f1 is not a finite real number at x = 1 after step 1"),
     # exact iterates that would be unreadable (or take minutes) are refused with the step count that works
     (["solve", "--model", "w**3*x", "--init", "w=1", "--data", "x=1,y=2", "--lr", "1/100", "--steps", "9"],
-     "--steps: the exact parameters of f1 after step 6"),
+     "--steps: f1 is too large to handle exactly at x = 1 after step 5"),
+    (["solve", "--model", "(w+x+1)**100", "--init", "w=0", "--data", "x=1,y=1"],
+     "--lr: f1 is too large to handle exactly at x = 1 after step 1"),
+    # values that would take SymPy hours are refused before it starts
+    (["solve", "--model", "exp(exp(exp(a)))*x", "--init", "a=3", "--data", "x=1,y=100"],
+     "--init: f1 is too large to handle exactly at x = 1 at the start (the argument of exp is too large"),
+    (["solve", "--model", "2**w*x", "--init", "w=1000000000", "--data", "x=1,y=1"], "--init: f1 is too large"),
+    (["solve", "--model", "exp(exp(a))*x", "--init", "a=1", "--data", "x=1,y=100", "--lr", "1"],
+     "--lr: f1 is too large to handle exactly at x = 1 after step 1"),
+    # the last step too must stay in the domain
+    (["solve", "--model", "log(w)*x", "--init", "w=1", "--data", "x=1,y=-5", "--lr", "10"],
+     "--lr: f1 is not a finite real number at x = 1 after step 1"),
     (["solve", "--model", "u*v*x", "--init", "u=1", "--init", "v=1", "--data", "x=7,y=10", "--lr", "eta",
       "--steps", "8"], "use at most 4 steps"),
     (["solve", "--lr", "0.00017", "--steps", "1000"], "use at most 832 steps"),
@@ -67,7 +78,7 @@ def test_refusals_are_one_line(args, message):
 
 
 def test_numbers_beyond_float_range_withhold_the_answer_with_a_reason():
-    line = one_error_line("solve", "--model", "(w+x+1)**100", "--init", "w=0", "--data", "x=1,y=1", code=3)
+    line = one_error_line("solve", "--model", "(w+x+1)**40", "--init", "w=0", "--data", "x=1,y=1", code=3)
     assert "beyond the float64 range" in line
 
 
@@ -132,7 +143,8 @@ GOOD = 'models = ["w*x"]\ninit = {w = 1}\ndata = [{x = 1, y = 2}]\n'
 @pytest.mark.parametrize("content, message", [
     (GOOD + "lr = inf\n", "p.toml: lr: inf is not a number"),
     (GOOD + "lr = nan\n", "p.toml: lr: nan is not a number"),
-    (GOOD.replace("w = 1", "w = " + "9" * 5000), "p.toml: not usable TOML"),
+    (GOOD.replace("w = 1", "w = " + "9" * 5000), "p.toml: init w: expression is 5000 characters long"),
+    (GOOD.replace("w = 1", "w = " + "9" * 50000), "p.toml: not usable TOML"),
     (GOOD + "lr = " + "[" * 3000 + "]" * 3000 + "\n", "p.toml"),
     (GOOD + "lr = [" + "1," * 50000 + "]\n", "expected a number or a string, got [1, 1"),
 ])
