@@ -48,7 +48,10 @@ def write_bytes(path: Path, content: bytes, *, force: bool = False, field: str =
     if not parent.is_dir():
         raise SymreparamError(field, f"the folder {parent} does not exist; create it first")
     mode = stat.S_IMODE(path.stat().st_mode) if exists and path.is_file() else _default_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise SymreparamError(field, f"cannot write in {parent}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)

@@ -387,6 +387,7 @@ def _template_digest(*used: _Templates | None) -> str:
 def _meta(request: Request, accepted: Accepted) -> SimpleNamespace:
     # attributes rather than a dict: Jinja resolves ``variant.id`` by getattr first
     return SimpleNamespace(index=accepted.index, id=accepted.ident, name=accepted.name, seed=request.seed,
+                           fixed=request.fixed is not None,
                            attempts=accepted.attempts, max_rel_error=accepted.max_rel_error,
                            questions=request.family.questions)
 

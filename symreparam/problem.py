@@ -16,7 +16,7 @@ from pathlib import Path
 import sympy as sp
 
 from symreparam.errors import ProblemError
-from symreparam.parse import parse_assignments, parse_expression, parse_number, split_assignment, symbol
+from symreparam.parse import expansion_size, parse_assignments, parse_expression, parse_number, split_assignment, symbol
 
 TARGET = "y"
 MAX_STEPS = 1000
@@ -24,6 +24,7 @@ MAX_STEPS = 1000
 MAX_MODELS = 10
 MAX_POINTS = 200
 MAX_PARAMS = 30
+MAX_MODEL_TERMS = 2000  # multiplied out; (a+b+c+d+g+h)**10 has 3003 and takes seconds to derive
 
 
 class Loss(Enum):
@@ -184,6 +185,10 @@ def build_problem(
         raise ProblemError(origin.field("models"), f"{len(models)} models given; compare at most {MAX_MODELS}")
     # The models are read first, so that a typo in one is reported before anything about the data.
     expressions = [parse_expression(str(text), origin.field("models", i)) for i, text in enumerate(models, start=1)]
+    for i, expr in enumerate(expressions, start=1):
+        if expansion_size(expr, MAX_MODEL_TERMS) > MAX_MODEL_TERMS:
+            raise ProblemError(origin.field("models", i), f"multiplies out to more than {MAX_MODEL_TERMS} terms, too "
+                               "many to derive exactly in reasonable time; use a smaller model")
     if not data:
         raise ProblemError(origin.field("data"), "no data point given; add one, e.g. --data x=7,y=10")
     if len(data) > MAX_POINTS:

@@ -239,6 +239,8 @@ def test_check_a_generated_variant(tmp_path):
     out = tmp_path / "hw"
     run("generate", "reparam-one-step", "-n", "3", "--seed", "11", "--out", str(out), "-q")
     record = json.loads((out / "variant-3.json").read_text())
+    # the sheet tells the student what to give check
+    assert "Variant 3, seed 11" in (out / "sheet-3.tex").read_text()
     args = ["check", "--family", "reparam-one-step", "--seed", "11", "--variant", "3"]
     for qid, value in record["questions"].items():
         args += ["--answer", f"{qid}={value}"]

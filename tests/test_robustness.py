@@ -64,6 +64,8 @@ def one_error_line(*args: str, code: int = 2) -> str:
     (["solve", "--model", "2**w*x", "--init", "w=1000000000", "--data", "x=1,y=1"], "--init: f1 is too large"),
     (["solve", "--model", "exp(exp(a))*x", "--init", "a=1", "--data", "x=1,y=100", "--lr", "1"],
      "--lr: f1 is too large to handle exactly at x = 1 after step 1"),
+    (["solve", "--model", "(a+b+c+d+g+h)**100*x", "--init", "a=1", "--init", "b=1", "--init", "c=1", "--init",
+      "d=1", "--init", "g=1", "--init", "h=1", "--data", "x=1,y=1"], "--model 1: multiplies out to more than 2000 terms"),
     # the last step too must stay in the domain
     (["solve", "--model", "log(w)*x", "--init", "w=1", "--data", "x=1,y=-5", "--lr", "10"],
      "--lr: f1 is not a finite real number at x = 1 after step 1"),
@@ -229,3 +231,7 @@ def test_force_replaces_only_an_earlier_output(tmp_path):
     line = one_error_line("generate", "reparam-one-step", "--out", str(data), "--force")
     assert "no manifest.json, so it is not an earlier output" in line
     assert (data / "thesis.tex").read_text() == "precious"
+
+
+def test_an_output_folder_that_cannot_take_files_is_one_line():
+    assert "--output: cannot write in /proc" in one_error_line("solve", "-o", "/proc/x.txt")
