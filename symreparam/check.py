@@ -10,6 +10,7 @@ judges any number of answer sets; it only caches, and nothing here prints.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ class Exercise:
     label: str
     questions: tuple[tuple[str, str, str], ...] = ()
     solution_hint: str = "`symreparam solve` with the same problem prints it"
+    # the typical mistakes that may be named (None: every rule that applies); a generated variant names
+    # only those its family derived and `generate` checked to be told apart from the right answer
+    mistakes: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,10 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         if not ident or len(ident) > 64:
             raise SymreparamError("--variant", "give the variant's id as printed on the sheet, e.g. --variant 3")
         (accepted,) = solve_variants(Request(family=family, seed=str(seed), roster=((ident, ""),)))
-        drawn = accepted.batch.drawn[accepted.position]
+        batch, position = accepted.batch, accepted.position
+        drawn = batch.drawn[position]
         label = f"{family.name}, seed {seed}, variant {ident}"
+        named = frozenset(_family_mistakes(batch, position))
     questions = tuple((q.id, q.answer, _plain(q.ask)) for q in family.questions)
     if fixed == "reference" and family.name == "reparam-one-step":
         from symreparam.problem import reference_problem
@@ -189,7 +195,18 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         return Exercise(reference_problem(), label, questions, "`symreparam solve` prints it")
     from symreparam.program import variant_problem
 
-    return Exercise(variant_problem(family, drawn), label, questions, "the answer key of your variant has it")
+    return Exercise(variant_problem(family, drawn), label, questions, "the answer key of your variant has it",
+                    mistakes=None if fixed is not None else named)
+
+
+def _family_mistakes(batch, position: int) -> list[str]:
+    """The typical mistakes a generated variant lists (its manifest's ``mistakes``): those of its family
+    that apply with its loss and give some defined answer."""
+    from symreparam.answers import mistake_key
+    from symreparam.program import applicable
+
+    return [m.id for m in batch.program.mistakes if applicable(batch, m)[position]
+            and any(batch.values[mistake_key(m.id, key)].den[position] != 0 for key in m.answers)]
 
 
 def _plain(prompt: str) -> str:
@@ -285,7 +302,12 @@ class Checker:
                 wanted |= {f"{target.model}.end.{k}" for k in self.ids}
                 wanted |= {f"{target.model}.{w.name}.{steps}" for d in analysis.derivations
                            if d.model.name == target.model for w in d.model.params}
-        return mistakes(analysis, self.correct, sorted(k for k in wanted if k in self.correct))
+        found = mistakes(analysis, self.correct, sorted(k for k in wanted if k in self.correct))
+        if self.exercise.mistakes is not None:
+            found = tuple(m for m in found if m.id in self.exercise.mistakes)
+        # a mistaken path that runs off to 1e308 and beyond cannot be re-computed in float64, so it is
+        # never named (nobody writes such a number down by hand anyway)
+        return tuple(m for m in found if all(_within_float_range(v) for v in m.answers.values()))
 
     def check(self, answers: Sequence[tuple[str, str]]) -> Report:
         """Judge one set of answers."""
@@ -469,21 +491,39 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
     shown = sp.sstr(expected)
     if _equal(value, expected):
         return Verdict(target.name, text, True, "correct", shown, exact=True)
-    rivals = _rivals(analysis, correct, found, target, ids, expected)
-    note = ""
-    if decimals and _distance(value, expected, variables) <= 1:
-        # within the tolerance; but where a wrong method lands as close (small steps), the nearest wins
-        near = [(title, _distance(value, other, variables)) for title, other in rivals]
-        closer = [title for title, d in near if d <= _distance(value, expected, variables)]
-        if not closer:
-            return Verdict(target.name, text, True, "correct", shown)
-        note = (f"too imprecise to tell from {closer[0]}: give it exactly, or with more digits")
     model = target.model or (target.key.split(".")[0] if target.key and not target.key.startswith("ratio.")
                              else (target.key.split(".")[1] if target.key else None))
-    diagnoses = []
+    # The typical mistakes this answer is the answer of: exactly, or (for decimals) within the tolerance;
+    # only the nearest explanations are given, so an answer is never blamed on a method it merely resembles.
+    matching = []
     for mistake in found:
         wrong = _mistaken_value(analysis, mistake, target, ids, correct)
-        if wrong is None or not _matches(value, wrong, decimals, variables):
+        if wrong is None:
+            continue
+        if _equal(value, wrong):
+            matching.append((-1.0, mistake))
+        elif decimals and (d := _distance(value, wrong, variables)) <= 1:
+            matching.append((d, mistake))
+    nearest = min((d for d, _ in matching), default=None)
+    rivals = [(title, _distance(value, other, variables))
+              for title, other in _rivals(analysis, correct, found, target, ids, expected)] if decimals else []
+    # an explanation that is no mistake (not stepping at all) nearer than every matching mistake
+    unexplained = nearest is not None and any(d < nearest for _, d in rivals)
+    note = ""
+    if decimals and (right := _distance(value, expected, variables)) <= 1:
+        # within the tolerance of the right answer; a wrong method (or not stepping) as near or nearer wins
+        as_near = sorted((d, title) for title, d in rivals if d <= right)
+        if not as_near:
+            return Verdict(target.name, text, True, "correct", shown)
+        if nearest is None or nearest >= right or unexplained:
+            # no mistake is strictly the nearest: the answer cannot be told apart, it is not diagnosed
+            note = f"too imprecise to tell from {as_near[0][1]}: give it exactly, or with more digits"
+            matching = []
+    elif unexplained:
+        matching = []
+    diagnoses = []
+    for d, mistake in matching:
+        if d != nearest:
             continue
         key, where, yours, worked = _where(analysis, mistake, target, correct, model)
         diagnoses.append(Diagnosis(mistake.id, mistake.title, mistake.why, _STEP_WORDS.get(mistake.rule.step,
@@ -491,6 +531,16 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
     consistent = _carried_forward(analysis, own, target, value, decimals, variables, ids)
     status = "consistent" if consistent else "wrong"
     return Verdict(target.name, text, False, status, shown, tuple(diagnoses), consistent, note=note)
+
+
+def _within_float_range(value: sp.Expr) -> bool:
+    """Whether a value (or every coefficient of a polynomial in the rate) is comfortably below 1e300."""
+    from symreparam.numeric import exact_float
+
+    for part in (value.as_coefficients_dict().values() if value.free_symbols else (value,)):
+        if not part.free_symbols and not abs(exact_float(part)) < 1e300:
+            return False
+    return True
 
 
 def _rounded(text: str) -> bool:
@@ -508,6 +558,8 @@ def _distance(given: sp.Expr, other: sp.Expr, variables) -> float:
             if not (isinstance(fa, sp.Expr) and isinstance(fb, sp.Expr) and sp.expand(fa - fb) == 0):
                 return float("inf")
             continue
+        if not (math.isfinite(fa) and math.isfinite(fb)):  # inf - inf would be nan, and nan compares as small
+            return float("inf")
         worst = max(worst, abs(fa - fb) / float(tolerance(fb)))
     return worst
 
