@@ -231,7 +231,17 @@ def _text(doc: Mapping, key: str, label: str) -> str:
     value = doc.get(key)
     if not isinstance(value, str) or not value.strip():
         raise FamilyError(f"{label}: {key}", "expected a non-empty string")
+    _printable(value, f"{label}: {key}")
     return value.strip()
+
+
+def _printable(value: str, field: str) -> None:
+    """Text that goes into documents (titles, prompts) may hold no control character."""
+    from symreparam.printing import unprintable
+
+    bad = unprintable(value)
+    if bad:
+        raise FamilyError(field, f"holds the control character {bad}, which no document can carry; remove it")
 
 
 def _draw(name: str, spec, label: str) -> Draw:
@@ -302,11 +312,27 @@ def _question(doc, label: str) -> Question:
     for key in ("id", "ask", "answer"):
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             raise FamilyError(f"{label}.{key}", "expected a non-empty string")
+        _printable(doc[key], f"{label}.{key}")
     if not _NAME.fullmatch(doc["id"]):
         raise FamilyError(f"{label}.id", "use letters, digits and _")
     credit = doc.get("credit", {})
-    if not isinstance(credit, Mapping) or not all(
-            isinstance(v, (int, float, str)) and 0 <= float(v) <= 1 for v in credit.values()):
-        raise FamilyError(f"{label}.credit", "expected { misconception = fraction between 0 and 1 }")
+    grades = [_grade(v) for v in credit.values()] if isinstance(credit, Mapping) else [None]
+    if any(g is None for g in grades):
+        raise FamilyError(f"{label}.credit", "expected { misconception = fraction between 0 and 1 }, "
+                          "e.g. { half-mse = 0.5 }")
     return Question(doc["id"], doc["ask"].strip(), doc["answer"].strip(),
-                    tuple((str(k), float(v)) for k, v in credit.items()))
+                    tuple((str(k), g) for k, g in zip(credit, grades)))
+
+
+def _grade(value) -> float | None:
+    """A credit fraction: TOML hands floats over as text (family files are read with parse_float=str),
+    so a number is a whole number or a decimal literal, never a quoted word."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    if isinstance(value, str) and not re.fullmatch(r"[+-]?(\d[\d_]*)?(\.\d[\d_]*)?([eE][+-]?\d+)?", value):
+        return None
+    try:
+        grade = float(value)
+    except ValueError:
+        return None
+    return grade if 0 <= grade <= 1 else None

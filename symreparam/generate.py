@@ -95,6 +95,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 def read_roster(path: Path) -> tuple[tuple[str, str], ...]:
     """A CSV with columns id,name (header required); ids must be unique and non-empty."""
     from symreparam.files import read_text
+    from symreparam.printing import unprintable
 
     text = read_text(path, f"--roster {path}", "CSV file with columns id,name")
     try:
@@ -112,6 +113,10 @@ def read_roster(path: Path) -> tuple[tuple[str, str], ...]:
         ident, name = row[0].strip(), row[1].strip()
         if len(ident) > 64 or len(name) > 200:
             raise SymreparamError("--roster", f"{path} line {line}: id or name too long")
+        bad = unprintable(ident + name)
+        if bad:
+            raise SymreparamError("--roster", f"{path} line {line}: the control character {bad} cannot go into a "
+                                  "document; remove it")
         if ident in seen:
             raise SymreparamError("--roster", f"{path} line {line}: id {ident!r} appears twice")
         seen.add(ident)

@@ -28,6 +28,19 @@ def text(expr) -> str:
     return sp.sstr(expr, order="lex")
 
 
+def unprintable(value: str) -> str | None:
+    """The first character of ``value`` that no document can carry (a control character other than tab and
+    line breaks, which XML 1.0 forbids and LaTeX chokes on), described for an error message; None if none."""
+    import unicodedata
+
+    for ch in value:
+        if ch in "\t\n\r":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\ufffe\uffff":
+            return f"U+{ord(ch):04X}"
+    return None
+
+
 @lru_cache(maxsize=4096)
 def tex_escape(value: str) -> str:
     """Make arbitrary text (a student's name, a file name) safe inside a LaTeX document."""

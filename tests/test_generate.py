@@ -240,6 +240,7 @@ def test_roster_gives_one_named_variant_per_student(tmp_path):
     ("id,name\n1,a\n1,b\n", "id '1' appears twice"),
     ("id,name\n", "no students listed"),
     ("id,name\na b,Ann\na_b,Bob\n", "the ids 'a b' and 'a_b' give the same file name 'a_b'"),
+    ("id,name\ns1,Ann\x01Lee\n", "line 2: the control character U+0001 cannot go into a document"),
 ])
 def test_bad_rosters(tmp_path, content, message):
     roster = tmp_path / "r.csv"

@@ -136,6 +136,31 @@ def test_fractions_moodle_refuses_are_refused(tmp_path):
     assert "0.45 is not a grade Moodle offers" in result.output
     path.write_text(source.replace("half-mse = 0.5", "halfmse = 0.5"))
     assert "unknown mistake 'halfmse'" in run("generate", str(path), "--out", str(tmp_path / "o"), code=2).output
+    path.write_text(source.replace("half-mse = 0.5", 'half-mse = "half"'))
+    result = run("generate", str(path), "--out", str(tmp_path / "o"), code=2)
+    assert ".credit: expected { misconception = fraction between 0 and 1 }, e.g. { half-mse = 0.5 }" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_control_characters_in_family_text_are_refused(tmp_path):
+    path = tmp_path / "odd.toml"
+    source = (families.find("reparam-one-step")).read_text().replace('name = "reparam-one-step"', 'name = "odd"')
+    path.write_text(source.replace('title = "', 'title = "\\u0007', 1))
+    result = run("generate", str(path), "--out", str(tmp_path / "o"), code=2)
+    assert "title: holds the control character U+0007" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_a_template_that_breaks_the_xml_is_caught(tmp_path):
+    from symreparam.resources import bundled
+
+    custom = tmp_path / "tpl"
+    custom.mkdir()
+    original = (bundled("templates") / "moodle.xml").read_text()
+    (custom / "moodle.xml").write_text(original.replace("</quiz>", "</quiz"))
+    result = run("generate", "stability", "-n", "1", "--format", "moodle", "--templates", str(custom),
+                 "--out", str(tmp_path / "o"), code=2)
+    assert "--templates: the Moodle quiz is not well-formed XML" in result.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_markdown_to_html():
