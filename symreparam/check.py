@@ -68,7 +68,6 @@ class Diagnosis:
     where: str  # the first quantity at which the two paths differ, in words
     yours: str  # its value along the mistaken path (exact text)
     worked: str  # its value in the worked solution
-    reveals: bool = False  # the worked value is an answer asked for (shown only on request)
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,9 @@ def read_answers(path) -> list[tuple[str, str]]:
     doc = None
     if path.suffix.lower() != ".toml":
         try:
-            doc = json.loads(text, parse_float=str, parse_int=str)
+            doc = json.loads(text, parse_float=str, parse_int=str, object_pairs_hook=_refuse_repeats)
+        except _Repeated as exc:
+            raise ParseError(f"{label}: {_short(exc.args[0])}", "is given twice; keep one answer") from None
         except (ValueError, RecursionError):
             doc = None
     if doc is None:
@@ -154,11 +155,35 @@ def read_answers(path) -> list[tuple[str, str]]:
     if not isinstance(doc, dict) or not doc:
         raise ParseError(label, 'expected a table of answers, e.g. w1 = "12/5"')
     pairs = []
-    for name, value in doc.items():
+    for name, value in _flatten(doc):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ParseError(f"{label}: {_short(str(name))}", "expected a number or a string")
         pairs.append(split_answer(f"{name}={value}"))
     return pairs
+
+
+class _Repeated(ValueError):
+    pass
+
+
+def _refuse_repeats(items):
+    # JSON allows a key twice and keeps the last: a student's first answer would vanish unseen
+    doc = {}
+    for key, value in items:
+        if key in doc:
+            raise _Repeated(key)
+        doc[key] = value
+    return doc
+
+
+def _flatten(doc: dict, prefix: str = ""):
+    """Dotted names from nested tables: TOML reads ``f2.end.slope = 15`` as {"f2": {"end": {"slope": 15}}}."""
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and name.count(".") < 4:
+            yield from _flatten(value, name + ".")
+        else:
+            yield name, value
 
 
 def reference_exercise() -> Exercise:
@@ -186,6 +211,9 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         batch, position = accepted.batch, accepted.position
         drawn = batch.drawn[position]
         label = f"{family.name}, seed {seed}, variant {ident}"
+        if re.fullmatch(r"0+[0-9]+", ident):
+            # file names pad numbers (sheet-03.tex), sheets do not: say which one was meant
+            label += f" (read as a student id; for numbered variant {int(ident)} give --variant {int(ident)})"
         named = frozenset(_family_mistakes(batch, position))
     questions = tuple((q.id, q.answer, _plain(q.ask)) for q in family.questions)
     if fixed == "reference" and family.name == "reparam-one-step":
@@ -315,8 +343,7 @@ class Checker:
         found = self._mistakes(parsed)
         # what the student's own answers imply for later ones
         own = _own_paths(self.analysis, parsed, self.ids)
-        asked = {target.key for target, _, _ in parsed} | {key for _, key, _ in self.exercise.questions}
-        verdicts = tuple(_judge(self.analysis, self.correct, found, own, target, text, value, self.ids, asked)
+        verdicts = tuple(_judge(self.analysis, self.correct, found, own, target, text, value, self.ids)
                          for target, text, value in parsed)
         named = {d.id for v in verdicts for d in v.diagnoses}
         if self.verify:
@@ -483,7 +510,7 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
     return {"changed": changed, "implied": implied, "without": without, "from_functions": from_functions}
 
 
-def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.Expr, ids, asked) -> Verdict:
+def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.Expr, ids) -> Verdict:
     problem = analysis.problem
     expected = _expected(analysis, correct, target)
     decimals = _rounded(text)
@@ -527,7 +554,7 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
             continue
         key, where, yours, worked = _where(analysis, mistake, target, correct, model)
         diagnoses.append(Diagnosis(mistake.id, mistake.title, mistake.why, _STEP_WORDS.get(mistake.rule.step,
-                                   mistake.rule.step), where, yours, worked, key in asked))
+                                   mistake.rule.step), where, yours, worked))
     consistent = _carried_forward(analysis, own, target, value, decimals, variables, ids)
     status = "consistent" if consistent else "wrong"
     return Verdict(target.name, text, False, status, shown, tuple(diagnoses), consistent, note=note)

@@ -60,8 +60,8 @@ class _Group(click.Group):
         except SymreparamError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise  # a closed pipe (`symreparam list | head -1`) is the reader's choice, handled in main
         except Exception as exc:  # a bug: say so plainly, keep the traceback for developers
             if os.environ.get("SYMREPARAM_DEBUG"):
                 raise
@@ -148,8 +148,8 @@ def _build_problem(problem_file, models, init, data, lr, steps, loss):
 @_problem_options
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "latex", "markdown", "json"]), help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file instead of standard output.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="Write to this file instead of standard output ('-' is standard output).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="A folder of your own templates (solve.tex, solve.md) overriding the bundled ones.")
@@ -166,13 +166,16 @@ def solve(problem_file, models, init, data, lr, steps, loss, fmt, output, force,
       symreparam solve
       symreparam solve --lr eta --format json
       symreparam solve --loss half-mse --steps 3
-      symreparam solve --model '(u+v)*x + (u-v)' --init u=1 --init v=0 --data x=1,y=2 --data x=2,y=3
+      symreparam solve --model '(u+v)*x + (u-v)' --init u=1 --init v=0 --data x=1,y=2 --data x=2,y=5
       symreparam solve problem.toml --format latex -o answer.tex
     """
+    from symreparam.errors import SymreparamError
     from symreparam.problem import reference_problem
     from symreparam.render import render
     from symreparam.solution import solve as solve_problem
 
+    if templates is not None and fmt not in ("latex", "markdown"):
+        raise SymreparamError("--templates", f"--format {fmt} uses no templates; add --format latex or markdown")
     problem = _build_problem(problem_file, models, init, data, lr, steps, loss) or reference_problem()
     solution = solve_problem(problem)
     _emit(render(solution, fmt, templates), output, force)
@@ -207,7 +210,7 @@ def check(problem_file, models, init, data, lr, steps, loss, answers, answers_fi
     \b
     Examples:
       symreparam check --answer w1=2.4 --answer w3=1.5 --answer 'f2=15x+2.2'
-      symreparam check --family reparam-one-step --seed 2026 --variant 3 --answer w1=-1/25
+      symreparam check --family reparam-one-step --seed 2026 --variant 3 --answer w1=18/25
       symreparam check problem.toml --answers my-answers.toml --format json
     """
     from symreparam import check as checking
@@ -224,12 +227,16 @@ def check(problem_file, models, init, data, lr, steps, loss, answers, answers_fi
         raise SymreparamError("--family", "give either a family variant or a problem (file or flags), not both")
     problem = _build_problem(problem_file, models, init, data, lr, steps, loss)
     if family_name is not None:
-        family = families.load(families.find(family_name, exercises))
+        family = families.load(families.find(family_name, exercises, "--family"))
         if fixed is None and (seed is None or variant is None):
             raise SymreparamError("--family", "give --seed and --variant as printed on the sheet (or --fixed NAME)")
+        if seed is not None and not seed.strip():
+            raise SymreparamError("--seed", "empty; give the seed printed on the sheet, e.g. --seed 2026")
         exercise = checking.family_exercise(family, seed=seed, ident=variant, fixed=fixed)
     elif seed is not None or variant is not None or fixed is not None:
-        raise SymreparamError("--seed", "--seed, --variant and --fixed need --family")
+        given = next(flag for flag, x in (("--seed", seed), ("--variant", variant), ("--fixed", fixed)) if x is not None)
+        raise SymreparamError(given, f"{given} picks a variant of a family: add --family NAME "
+                              "(as printed on the sheet)")
     elif problem is not None and problem_file is None and not models and str(steps or "1").strip() == "1":
         # the reference with other numbers: its questions (w1 ... slope2, ratio) still make sense
         exercise = checking.Exercise(problem, "the reference exercise with your changes",
@@ -298,6 +305,7 @@ def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates
     from symreparam import generate as gen
 
     formats = gen.parse_formats(fmt)
+    _refuse_ignored(variants=variants, roster=roster, fixed=fixed, seed=seed, templates=templates, formats=formats)
     fam = families.load(families.find(family_name, exercises))
     request = gen.Request(
         family=fam,
@@ -323,6 +331,23 @@ def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates
         click.echo(f"wrote {len(output.files)} files for {n} variant{'s' if n != 1 else ''} of {fam.name} to "
                    f"{out_dir} ({output.redraws} draw{'s' if output.redraws != 1 else ''} rejected and redrawn)",
                    err=True)
+
+
+def _refuse_ignored(*, variants, roster, fixed, seed, templates, formats) -> None:
+    """Options that this combination would silently ignore are refused instead: a user who typed them
+    expects them to matter."""
+    from symreparam.errors import SymreparamError
+
+    source = click.get_current_context().get_parameter_source("variants")
+    if source is click.core.ParameterSource.COMMANDLINE and (roster is not None or fixed is not None):
+        raise SymreparamError("--variants", "--roster gives one variant per student and --fixed exactly one; "
+                              "drop --variants")
+    if roster is not None and fixed is not None:
+        raise SymreparamError("--fixed", "--fixed makes one variant and --roster one per student; use one of them")
+    if not str(seed).strip():
+        raise SymreparamError("--seed", "empty; give any word or number, e.g. --seed 2026")
+    if templates is not None and set(formats) <= {"json"}:
+        raise SymreparamError("--templates", "--format json uses no templates; add tex, pdf, md or moodle")
 
 
 def _slug_seed(seed: str) -> str:
@@ -370,7 +395,7 @@ def _merge_init(base, items) -> dict[str, str]:
 
 def _emit(content: str, output: Path | None, force: bool) -> None:
     """Print, or write a file atomically without clobbering an existing one unless --force."""
-    if output is None:
+    if output is None or str(output) == "-":
         click.echo(content, nl=False)
         return
     from symreparam.files import write_text

@@ -19,8 +19,7 @@ from symreparam.errors import SymreparamError
 from symreparam.parse import parse_number
 
 CATEGORICAL = ("loss", "steps")  # problem fields that a draw may choose, but that are not numbers
-_FAMILY_KEYS = ("name", "title", "summary", "draw", "problem", "constraints", "questions", "fixed", "templates",
-                "figures")
+_FAMILY_KEYS = ("name", "title", "summary", "draw", "problem", "constraints", "questions", "fixed", "templates")
 _PROBLEM_KEYS = ("models", "init", "data", "lr", "steps", "loss", "queries")
 _CONSTRAINT_KEYS = ("nonzero", "positive", "different", "less", "max_denominator", "max_digits", "nice")
 _TEMPLATE_FILES = {"sheet": "sheet.tex", "key": "key.tex", "sheet_md": "sheet.md", "key_md": "key.md"}
@@ -95,7 +94,6 @@ class Family:
     questions: tuple[Question, ...]
     fixed: Mapping[str, Mapping[str, str]]
     templates: Mapping[str, str]  # only those the file names; see template_candidates
-    figures: Mapping[str, str]
 
     def template_candidates(self, key: str) -> tuple[str, ...]:
         """Template names to try for ``key`` (sheet, key, sheet_md, key_md), first match wins.
@@ -130,12 +128,13 @@ def bundled_dir() -> Path:
     return bundled("exercises")
 
 
-def find(name_or_path: str, folder: Path | None = None) -> Path:
-    """The file of a family given by name (searched in ``folder``, then the bundled ones) or by path."""
+def find(name_or_path: str, folder: Path | None = None, field: str = "FAMILY") -> Path:
+    """The file of a family given by name (searched in ``folder``, then the bundled ones) or by path;
+    ``field`` names the argument in errors."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.is_file():
         if not candidate.is_file():
-            raise FamilyError(str(candidate), "no such family file")
+            raise FamilyError(f"{field} {candidate}", "no such family file")
         return candidate
     folders = ([folder] if folder is not None else []) + [bundled_dir()]
     for f in folders:
@@ -143,7 +142,7 @@ def find(name_or_path: str, folder: Path | None = None) -> Path:
         if path.is_file():
             return path
     known = ", ".join(sorted(p.stem for f in folders for p in Path(f).glob("*.toml")))
-    raise FamilyError("FAMILY", f"unknown family {name_or_path!r}; known: {known} (see `symreparam list`)")
+    raise FamilyError(field, f"unknown family {name_or_path!r}; known: {known} (see `symreparam list`)")
 
 
 def available(folder: Path | None = None) -> list[Path]:
@@ -197,7 +196,6 @@ def load(path: Path) -> Family:
                               f"must give exactly the drawn names; missing {missing}, unknown {extra}")
     templates = {str(k): str(v) for k, v in _table(doc, "templates", label).items()}
     _known(templates, _TEMPLATE_KEYS, f"{label}: templates")
-    figures = {str(k): str(v) for k, v in _table(doc, "figures", label).items()}
     return Family(
         name=name,
         title=_text(doc, "title", label),
@@ -210,7 +208,6 @@ def load(path: Path) -> Family:
         questions=questions,
         fixed=fixed,
         templates=templates,
-        figures=figures,
     )
 
 
@@ -262,8 +259,10 @@ def _draw(name: str, spec, label: str) -> Draw:
     _known(spec, ("integers", "exclude"), label)
     bounds = spec.get("integers")
     if (not isinstance(bounds, list) or len(bounds) != 2 or not all(isinstance(b, int) for b in bounds)
-            or bounds[0] > bounds[1] or max(abs(b) for b in bounds) > 10**6):
+            or bounds[0] > bounds[1]):
         raise FamilyError(f"{label}.integers", "expected [low, high], whole numbers with low <= high")
+    if max(abs(b) for b in bounds) > 10**6:
+        raise FamilyError(f"{label}.integers", "keep the bounds between -1000000 and 1000000")
     exclude = spec.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(e, int) for e in exclude):
         raise FamilyError(f"{label}.exclude", "expected a list of whole numbers")

@@ -849,19 +849,46 @@ def check_target(out_dir: Path, force: bool = False) -> None:
     Called before any work (so a long run does not end in a refusal) and again just before writing.
     """
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise SymreparamError("--out", f"{out_dir} is a symbolic link; give the folder it points to, or a new name")
     if out_dir.exists() and not out_dir.is_dir():
         raise SymreparamError("--out", f"{out_dir} exists and is not a folder")
+    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        # the output replaces the whole folder: never the one we stand in, or one above it
+        raise SymreparamError("--out", f"{str(out_dir)!r} is the current folder or one above it; name a new "
+                              "folder for the output, e.g. --out week5")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not force:
             raise SymreparamError("--out", f"{out_dir} already exists and is not empty; pass --force to replace it")
-        if not (out_dir / "manifest.json").is_file():
-            raise SymreparamError("--out", f"{out_dir} holds files but no manifest.json, so it is not an earlier "
-                                  "output; --force replaces only those. Choose another --out")
+        stranger = _not_ours(out_dir)
+        if stranger is not None:
+            raise SymreparamError("--out", f"{out_dir} is not an earlier symreparam output ({stranger}), and --force "
+                                  "replaces only those; choose another --out")
     for ancestor in out_dir.resolve().parents:
         if ancestor.exists():
             if not ancestor.is_dir():
                 raise SymreparamError("--out", f"{ancestor} is a file, so {out_dir} cannot be made there")
             break
+
+
+# every name generate writes: booklets, per-variant files, the manifest
+_OUR_FILES = re.compile(r"manifest\.json|quiz\.xml|(sheets|keys)\.(tex|pdf|md)"
+                        r"|(sheet|key)-[A-Za-z0-9._-]{1,64}\.(tex|pdf|md)|variant-[A-Za-z0-9._-]{1,64}\.json")
+
+
+def _not_ours(folder: Path) -> str | None:
+    """Why ``folder`` is not a folder generate wrote (a file it never writes, or no manifest of ours), or None."""
+    manifest = folder / "manifest.json"
+    if manifest.is_symlink() or not manifest.is_file():
+        return "it has no manifest.json"
+    with open(manifest, "rb") as handle:
+        head = handle.read(65536)  # the run's description comes before the (long) list of variants
+    if not head.startswith(b"{") or b'"symreparam": "' not in head or b'"family_sha256": "' not in head:
+        return "its manifest.json is not one symreparam wrote"
+    for entry in folder.iterdir():
+        if entry.is_symlink() or not entry.is_file() or not _OUR_FILES.fullmatch(entry.name):
+            return f"it holds {entry.name}, which generate never writes"
+    return None
 
 
 def write_output(out_dir: Path, output: Output, force: bool = False) -> None:

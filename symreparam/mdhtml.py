@@ -44,6 +44,8 @@ def inline(text: str) -> str:
 def _table(lines: list[str]) -> str:
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
     body = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c) for c in r if c)]
+    if not body:  # only separator lines (or bare pipes): nothing to show
+        return ""
     head, rest = body[0], body[1:]
     out = ["<table>", "<tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rest]
@@ -78,7 +80,8 @@ def to_html(markdown: str) -> str:
             if len(lines) > 1:
                 out.append(f"<p>{inline(' '.join(l.strip() for l in lines[1:]))}</p>")
         elif all(line.lstrip().startswith("|") for line in lines):
-            out.append(_table(lines))
+            if table := _table(lines):
+                out.append(table)
         elif _NUMBERED.match(lines[0]):
             out.append(_list(lines, numbered=True))
         elif _BULLET.match(lines[0]):

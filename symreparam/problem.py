@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from symreparam.errors import ProblemError
+from symreparam.errors import ProblemError, SymreparamError
 from symreparam.parse import expansion_size, parse_assignments, parse_expression, parse_number, split_assignment, symbol
 
 TARGET = "y"
@@ -102,6 +102,8 @@ class Problem:
     queries: tuple[tuple[sp.Expr, ...], ...] = ()
     # c in L = c * sum_i (f(x_i) - y_i)^2 when it is a symbol (a family drawing the loss); None: from ``loss``.
     loss_scale: sp.Expr | None = None
+    # where the strings came from, so that errors found while deriving name the file key, not a flag
+    origin: Origin | None = field(default=None, compare=False)
 
     @property
     def initial_values(self) -> dict[sp.Symbol, sp.Expr]:
@@ -139,6 +141,13 @@ class Origin:
             label = self._FLAGS.get(key, key)
             return f"{label} {index}" if index is not None else label
         return f"{self.file}: {key}[{index}]" if index is not None else f"{self.file}: {key}"
+
+    def relabel(self, error: SymreparamError) -> SymreparamError:
+        """``error`` naming this origin's field where it names a flag (the engine speaks in flags)."""
+        key = next((k for k, flag in self._FLAGS.items() if flag == error.field), None)
+        if key is None or self.field(key) == error.field:
+            return error
+        return type(error)(self.field(key), error.message)
 
 
 def natural_key(name: str) -> tuple:
@@ -204,7 +213,9 @@ def build_problem(
     used = {s.name for m in built for s in m.expression.free_symbols}
     unused = sorted(inputs - used, key=natural_key)
     if unused:
-        raise ProblemError(origin.field("data", 1), f"{unused[0]} appears in no model; remove it from the data "
+        how = ("cancels out of every model it appears in" if any(re.search(rf"\b{re.escape(unused[0])}\b", m.text)
+                                                                  for m in built) else "appears in no model")
+        raise ProblemError(origin.field("data", 1), f"{unused[0]} {how}; remove it from the data "
                            "or use it in a model")
     initial = _build_initial(init, built, inputs, origin, names)
     loss_value = Loss.parse(loss, origin.field("loss"))
@@ -217,7 +228,7 @@ def build_problem(
               for s in dataset.input_symbols)
         for i, q in enumerate(queries, start=1))
     return Problem(built, initial, dataset, loss_value, lr_value, steps_value,
-                   tuple(symbol(n) for n in sorted(names, key=natural_key)), query_points)
+                   tuple(symbol(n) for n in sorted(names, key=natural_key)), query_points, origin=origin)
 
 
 def _value(text: str, field_name: str, constants: frozenset[str]) -> sp.Expr:
@@ -269,6 +280,10 @@ def _check_distinct_names(all_names: list[str], origin: Origin) -> None:
     and b__c would print as b to the power c)."""
     seen: dict[str, str] = {}
     for name in dict.fromkeys(all_names):
+        if re.fullmatch(r"f\d+", name):
+            # results, answer keys and the checker call the models f1, f2, ...
+            raise ProblemError(origin.field("models"), f"{name} names a model in the results; call the parameter "
+                               f"or input something else, e.g. w{name[1:]}")
         if "__" in name:
             raise ProblemError(origin.field("models"), f"the name {name} has a double underscore, which LaTeX would "
                                "print as a power; use a single one")
@@ -313,6 +328,9 @@ def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Or
         if key in inputs:
             raise ProblemError(label, f"{key} is an input (it appears in the data), not a parameter")
         if key not in params:
+            if any(re.search(rf"\b{re.escape(key)}\b", m.text) for m in models):
+                raise ProblemError(label, f"{key} cancels out of every model it appears in, so gradient descent "
+                                   f"cannot move it; remove its initial value or change the model")
             raise ProblemError(label, f"{key} appears in no model")
     ordered = sorted(params, key=natural_key)
     for key in ordered:
@@ -405,15 +423,16 @@ def problem_fields(doc: Mapping, label: str) -> dict:
         data = [data]
     if not isinstance(data, list) or not all(isinstance(d, Mapping) for d in data):
         raise ProblemError(origin.field("data"), "expected an array of tables, e.g. data = [{x = 7, y = 10}]")
-    for key, values in (("init", list(init.values())), ("data", [v for d in data for v in d.values()]),
-                        *((k, [doc[k]]) for k in ("lr", "steps", "loss") if k in doc)):
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                shown = repr(value)
-                shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                raise ProblemError(origin.field(key), f"expected a number or a string, got {shown}")
-            if isinstance(value, _Literal) and value.strip().lstrip("+-") in ("inf", "nan"):
-                raise ProblemError(origin.field(key), f"{value} is not a number; give an exact value such as 0.1")
+    entries = [(f"{origin.field('init')}.{k}", v) for k, v in init.items()]
+    entries += [(f"{origin.field('data', i)}.{k}", v) for i, d in enumerate(data, 1) for k, v in d.items()]
+    entries += [(origin.field(k), doc[k]) for k in ("lr", "steps", "loss") if k in doc]
+    for label, value in entries:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ProblemError(label, f"expected a number or a string, got {shown}")
+        if isinstance(value, _Literal) and value.strip().lstrip("+-") in ("inf", "nan"):
+            raise ProblemError(label, f"{value} is not a number; give an exact value such as 0.1")
     fields = {
         "models": list(models),
         "init": {str(k): str(v) for k, v in init.items()},

@@ -8,6 +8,7 @@ from pathlib import Path
 import sympy as sp
 
 from symreparam.derive import ModelDerivation, derive_model
+from symreparam.errors import SymreparamError
 from symreparam.problem import Problem, build_problem, load_problem, reference_problem
 from symreparam.reparam import Basis, Reparameterisation, coefficients, common_basis, reparameterisation, \
     same_function_class
@@ -79,7 +80,12 @@ class Analysis:
 
 def analyse(problem: Problem) -> Analysis:
     """Derive every model, write the linear ones as theta = A w + b, and compare them (no float check)."""
-    derivations = tuple(derive_model(problem, m) for m in problem.models)
+    try:
+        derivations = tuple(derive_model(problem, m) for m in problem.models)
+    except SymreparamError as exc:
+        if problem.origin is None:
+            raise
+        raise problem.origin.relabel(exc) from None
     inputs = problem.data.input_symbols
     basis = common_basis(_functions_of(derivations), inputs)
     reparams = tuple(reparameterisation(d.form, basis, inputs) if d.form is not None else None for d in derivations)

@@ -228,6 +228,17 @@ def test_cli_json_and_answer_files(tmp_path):
     assert doc["correct"] == 2 and doc["verification"]["max_rel_error"] < 1e-12
     (tmp_path / "bad.json").write_text("[1, 2]")
     assert "expected a table of answers" in run("check", "--answers", str(tmp_path / "bad.json"), code=2).output
+    # JSON keeps the last of a repeated key: the first answer would vanish unseen
+    (tmp_path / "twice.json").write_text('{"w1": 2.4, "w1": 3}')
+    out = run("check", "--answers", str(tmp_path / "twice.json"), code=2).output
+    assert "--answers twice.json: w1: is given twice; keep one answer" in out
+
+
+def test_dotted_names_in_toml_answer_files(tmp_path):
+    # TOML reads dotted keys as nested tables; they are the dotted answer names again
+    (tmp_path / "a.toml").write_text('w1 = 2.4\nf1.w1.1 = "12/5"\n[f2.w3]\n1 = 1.5\n')
+    doc = json.loads(run("check", "--answers", str(tmp_path / "a.toml"), "--format", "json", code=1).output)
+    assert [(a["name"], a["correct"]) for a in doc["answers"]] == [("w1", True), ("f1.w1.1", True), ("f2.w3.1", False)]
 
 
 def test_check_a_problem_given_by_flags_or_file(tmp_path):
@@ -266,11 +277,22 @@ def _key(record, qid):
     return next(q.answer for q in fam.questions if q.id == qid)
 
 
+def test_a_zero_padded_variant_number_is_flagged():
+    # sheet-03.tex is variant 3; '03' could be a student id, so the header says how it was read
+    out = run("check", "--family", "reparam-one-step", "--seed", "2026", "--variant", "03", "--answer", "w1=1",
+              code=1).output
+    assert "variant 03 (read as a student id; for numbered variant 3 give --variant 3)" in out
+
+
 def test_family_check_refusals():
     result = CliRunner().invoke(cli, ["check", "--family", "reparam-one-step", "--answer", "w1=0"])
     assert result.exit_code == 2 and "give --seed and --variant" in result.output
     result = CliRunner().invoke(cli, ["check", "--seed", "3", "--answer", "w1=0"])
-    assert result.exit_code == 2 and "need --family" in result.output
+    assert result.exit_code == 2 and "--seed: --seed picks a variant of a family: add --family NAME" in result.output
+    result = CliRunner().invoke(cli, ["check", "--variant", "3", "--answer", "w1=0"])
+    assert result.exit_code == 2 and "--variant: --variant picks a variant of a family" in result.output
+    result = CliRunner().invoke(cli, ["check", "--family", "nope", "--answer", "w1=0"])
+    assert result.exit_code == 2 and result.output.startswith("Error: --family: unknown family 'nope'")
 
 
 def test_library_errors_are_symreparam_errors():

@@ -95,6 +95,13 @@ def test_output_file_is_not_overwritten_without_force(tmp_path):
     assert out.read_text() == first
     run("solve", "-o", str(out), "--force")
     assert out.read_text().startswith("Gradient descent")
+    # '-' is standard output, as everywhere on the command line, never a file called '-'
+    assert run("solve", "-o", "-").output == run("solve").output
+
+
+def test_templates_with_a_format_that_uses_none_are_refused(tmp_path):
+    result = run("solve", "--templates", str(tmp_path), code=2)
+    assert result.output == "Error: --templates: --format text uses no templates; add --format latex or markdown\n"
 
 
 BAD = [
@@ -122,6 +129,13 @@ BAD = [
     (["--lr", "beta"], "--lr: 'beta' is a reserved name"),
     (["--model", "eta*x + b", "--init", "eta=1", "--init", "b=0", "--data", "x=1,y=1", "--lr", "eta"],
      "--lr: the learning rate may not use eta (a name of the model or data); use a new name such as lr"),
+    # names the results use for the models, and names that cancel out
+    (["--model", "f2*x + w", "--init", "f2=1", "--init", "w=0", "--data", "x=1,y=2"],
+     "--model: f2 names a model in the results; call the parameter or input something else, e.g. w2"),
+    (["--model", "0*w3 + w4*x", "--init", "w3=1", "--init", "w4=0", "--data", "x=1,y=2"],
+     "--init: w3 cancels out of every model it appears in"),
+    (["--model", "0*w*x + b", "--init", "w=1", "--init", "b=0", "--data", "x=1,y=2"],
+     "--data 1: x cancels out of every model it appears in"),
 ]
 
 
@@ -136,7 +150,7 @@ def test_bad_input_gives_one_clear_line(args, message):
 @pytest.mark.parametrize("content, message", [
     ("models = [", "not valid TOML"),
     ('modles = ["a*x"]', "p.toml: modles: unknown key"),
-    ('models = "w*x"\ninit = {w = 1}\ndata = [{x = 1, y = true}]', "p.toml: data: expected a number"),
+    ('models = "w*x"\ninit = {w = 1}\ndata = [{x = 1, y = true}]', "p.toml: data[1].y: expected a number"),
     ('models = ["w*x"]\ninit = {w = 1}\ndata = [{x = 1}]', "p.toml: data[1]: missing y"),
     ('models = ["w*x"]\ninit = {w = "2**2**2**2**2"}\ndata = [{x = 1, y = 1}]', "exponent"),
 ])

@@ -188,10 +188,33 @@ def test_write_output_refuses_to_overwrite_and_replaces_with_force(tmp_path):
     with pytest.raises(SymreparamError, match="already exists and is not empty; pass --force"):
         write_output(target, out)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
-    (target / "extra.txt").write_text("old")
+    (target / "key-2.tex").write_text("an older run's file")
     write_output(target, out, force=True)
-    assert not (target / "extra.txt").exists() and (target / "manifest.json").exists()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left
+    # --force replaces only what generate wrote: a stranger's file, or a stranger's manifest, stops it
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(SymreparamError, match="holds notes.txt, which generate never writes"):
+        write_output(target, out, force=True)
+    assert (target / "notes.txt").read_text() == "mine"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "my web app"}')
+    with pytest.raises(SymreparamError, match="its manifest.json is not one symreparam wrote"):
+        write_output(other, out, force=True)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(SymreparamError, match="is a symbolic link"):
+        write_output(link, out, force=True)
+    assert (target / "notes.txt").exists()
+
+
+def test_output_never_replaces_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for where in (".", "..", str(tmp_path)):
+        result = run("generate", "stability", "--out", where, "--force", code=2)
+        assert "is the current folder or one above it" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- the command line ----------------------------------------------------------------------------------
@@ -254,6 +277,11 @@ def test_bad_rosters(tmp_path, content, message):
     (["reparam-one-step", "--fixed", "nope"], "has no fixed variant 'nope'; it has: reference"),
     (["reparam-one-step", "--format", "tex,docx"], "unknown format docx"),
     (["reparam-one-step", "--roster", "missing.csv"], "missing.csv: no such file"),
+    (["nope.toml"], "FAMILY nope.toml: no such family file"),
+    # options the rest of the command would ignore are refused, not dropped silently
+    (["reparam-one-step", "--fixed", "reference", "-n", "3"], "--variants: --roster gives one variant per student"),
+    (["reparam-one-step", "--seed", ""], "--seed: empty; give any word or number"),
+    (["reparam-one-step", "--format", "json", "--templates", "."], "--templates: --format json uses no templates"),
 ])
 def test_generate_refusals(tmp_path, args, message):
     result = run("generate", *args, "--out", str(tmp_path / "o"), code=2)

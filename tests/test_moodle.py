@@ -173,6 +173,8 @@ def test_markdown_to_html():
     assert [li.text for li in root.find("ol")] == ["one", "two \\(x_1\\)"]
     assert len(root.find("table")) == 2
     assert "\\[\\begin{aligned} a &amp;= b" in html
+    # a table of nothing but rules (a custom template's slip) is left out, not a crash
+    assert to_html("text\n\n|---|\n\n|\n\nmore") == "<p>text</p>\n<p>more</p>"
 
 
 def test_quiz_is_byte_identical_across_runs():

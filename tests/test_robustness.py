@@ -229,7 +229,7 @@ def test_force_replaces_only_an_earlier_output(tmp_path):
     data.mkdir()
     (data / "thesis.tex").write_text("precious")
     line = one_error_line("generate", "reparam-one-step", "--out", str(data), "--force")
-    assert "no manifest.json, so it is not an earlier output" in line
+    assert "is not an earlier symreparam output (it has no manifest.json)" in line
     assert (data / "thesis.tex").read_text() == "precious"
 
 
