@@ -158,6 +158,8 @@ def read_answers(path) -> list[tuple[str, str]]:
     for name, value in _flatten(doc):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ParseError(f"{label}: {_short(str(name))}", "expected a number or a string")
+        if any(name == earlier for earlier, _ in pairs):  # "f1.w1.1" = 1 beside a nested f1.w1.1 = 2
+            raise ParseError(f"{label}: {_short(name)}", "is given twice; keep one answer")
         pairs.append(split_answer(f"{name}={value}"))
     return pairs
 
@@ -211,7 +213,7 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
         batch, position = accepted.batch, accepted.position
         drawn = batch.drawn[position]
         label = f"{family.name}, seed {seed}, variant {ident}"
-        if re.fullmatch(r"0+[0-9]+", ident):
+        if re.fullmatch(r"0+[0-9]+", ident) and int(ident) > 0:
             # file names pad numbers (sheet-03.tex), sheets do not: say which one was meant
             label += f" (read as a student id; for numbered variant {int(ident)} give --variant {int(ident)})"
         named = frozenset(_family_mistakes(batch, position))

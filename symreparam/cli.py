@@ -46,10 +46,6 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
-        except OSError as exc:  # e.g. a closed pipe: `symreparam solve | head -1`
-            if getattr(exc, "errno", None) == 32:
-                sys.exit(0)
-            raise
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx):
@@ -60,8 +56,16 @@ class _Group(click.Group):
         except SymreparamError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, BrokenPipeError):
-            raise  # a closed pipe (`symreparam list | head -1`) is the reader's choice, handled in main
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:
+            # the reader stopped early (`symreparam list | head -1`): its choice, not a failure. Output
+            # still buffered would fail again at exit, so it goes nowhere instead.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):  # no real stdout (a test runner)
+                pass
+            ctx.exit(0)
         except Exception as exc:  # a bug: say so plainly, keep the traceback for developers
             if os.environ.get("SYMREPARAM_DEBUG"):
                 raise
@@ -148,7 +152,7 @@ def _build_problem(problem_file, models, init, data, lr, steps, loss):
 @_problem_options
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "latex", "markdown", "json"]), help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Write to this file instead of standard output ('-' is standard output).")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 @click.option("--templates", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
@@ -228,15 +232,19 @@ def check(problem_file, models, init, data, lr, steps, loss, answers, answers_fi
     problem = _build_problem(problem_file, models, init, data, lr, steps, loss)
     if family_name is not None:
         family = families.load(families.find(family_name, exercises, "--family"))
+        if fixed is not None and (seed is not None or variant is not None):
+            raise SymreparamError("--fixed", "a fixed variant has no seed or variant number; drop --seed and "
+                                  "--variant, or --fixed")
         if fixed is None and (seed is None or variant is None):
             raise SymreparamError("--family", "give --seed and --variant as printed on the sheet (or --fixed NAME)")
-        if seed is not None and not seed.strip():
-            raise SymreparamError("--seed", "empty; give the seed printed on the sheet, e.g. --seed 2026")
+        if seed is not None:
+            _check_seed(seed)
         exercise = checking.family_exercise(family, seed=seed, ident=variant, fixed=fixed)
     elif seed is not None or variant is not None or fixed is not None:
         given = next(flag for flag, x in (("--seed", seed), ("--variant", variant), ("--fixed", fixed)) if x is not None)
-        raise SymreparamError(given, f"{given} picks a variant of a family: add --family NAME "
-                              "(as printed on the sheet)")
+        raise SymreparamError(given, "picks a variant of a family: add --family NAME (as printed on the sheet)")
+    elif exercises is not None:
+        raise SymreparamError("--exercises", "is where --family looks for your own families: add --family NAME")
     elif problem is not None and problem_file is None and not models and str(steps or "1").strip() == "1":
         # the reference with other numbers: its questions (w1 ... slope2, ratio) still make sense
         exercise = checking.Exercise(problem, "the reference exercise with your changes",
@@ -344,10 +352,26 @@ def _refuse_ignored(*, variants, roster, fixed, seed, templates, formats) -> Non
                               "drop --variants")
     if roster is not None and fixed is not None:
         raise SymreparamError("--fixed", "--fixed makes one variant and --roster one per student; use one of them")
-    if not str(seed).strip():
-        raise SymreparamError("--seed", "empty; give any word or number, e.g. --seed 2026")
+    if fixed is not None and click.get_current_context().get_parameter_source("seed") is \
+            click.core.ParameterSource.COMMANDLINE:
+        raise SymreparamError("--seed", "a fixed variant is the same whatever the seed; drop --seed")
+    _check_seed(seed)
     if templates is not None and set(formats) <= {"json"}:
         raise SymreparamError("--templates", "--format json uses no templates; add tex, pdf, md or moodle")
+
+
+def _check_seed(seed: str) -> None:
+    """A seed is printed on every sheet: it must be there to see, and fit on a line."""
+    from symreparam.errors import SymreparamError
+    from symreparam.printing import unprintable
+
+    if not str(seed).strip():
+        raise SymreparamError("--seed", "empty; give any word or number, e.g. --seed 2026")
+    bad = unprintable(seed, one_line=True)
+    if bad:
+        raise SymreparamError("--seed", f"holds the control character {bad}, which no sheet can print; remove it")
+    if len(seed) > 64:
+        raise SymreparamError("--seed", f"{len(seed)} characters long; use at most 64, e.g. --seed 2026")
 
 
 def _slug_seed(seed: str) -> str:
@@ -393,14 +417,15 @@ def _merge_init(base, items) -> dict[str, str]:
     return merged
 
 
-def _emit(content: str, output: Path | None, force: bool) -> None:
-    """Print, or write a file atomically without clobbering an existing one unless --force."""
-    if output is None or str(output) == "-":
+def _emit(content: str, output: str | None, force: bool) -> None:
+    """Print (no --output, or '-' exactly as typed: ./- is a file), or write a file atomically without
+    clobbering an existing one unless --force."""
+    if output is None or output == "-":
         click.echo(content, nl=False)
         return
     from symreparam.files import write_text
 
-    write_text(output, content, force=force, field="--output")
+    write_text(Path(output), content, force=force, field="--output")
     click.echo(f"wrote {output}", err=True)
 
 

@@ -113,7 +113,7 @@ def read_roster(path: Path) -> tuple[tuple[str, str], ...]:
         ident, name = row[0].strip(), row[1].strip()
         if len(ident) > 64 or len(name) > 200:
             raise SymreparamError("--roster", f"{path} line {line}: id or name too long")
-        bad = unprintable(ident + name)
+        bad = unprintable(ident + name, one_line=True)
         if bad:
             raise SymreparamError("--roster", f"{path} line {line}: the control character {bad} cannot go into a "
                                   "document; remove it")
@@ -613,9 +613,18 @@ def _render_share(task: int) -> tuple[SymreparamError | None, str]:
         if templates is not None:
             used.update(templates.sources)
     path = os.path.join(scratch, f"share-{task}.pickle")
-    with open(path, "wb") as handle:
-        pickle.dump((done, used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        with open(path, "wb") as handle:
+            pickle.dump((done, used), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        return _scratch_error(exc), ""
     return None, path
+
+
+def _scratch_error(exc: OSError) -> SymreparamError:
+    return SymreparamError("generate", f"cannot keep the rendered variants in {tempfile.gettempdir()} "
+                           f"({exc.strerror or exc}); free some space there, point TMPDIR elsewhere, or run "
+                           "with SYMREPARAM_WORKERS=1")
 
 
 def _workers(count: int) -> int:
@@ -688,6 +697,8 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
     except BrokenProcessPool:
         raise SymreparamError("generate", "a worker process rendering the variants died (out of memory?); "
                               "run again with SYMREPARAM_WORKERS=1 to render in one process") from None
+    except OSError as exc:  # the scratch folder could not be made or read
+        raise _scratch_error(exc) from None
     finally:
         _WORK = None
     if len(out) != len(accepted):  # every chunk is taken exactly once; anything else is a bug
@@ -881,8 +892,11 @@ def _not_ours(folder: Path) -> str | None:
     manifest = folder / "manifest.json"
     if manifest.is_symlink() or not manifest.is_file():
         return "it has no manifest.json"
-    with open(manifest, "rb") as handle:
-        head = handle.read(65536)  # the run's description comes before the (long) list of variants
+    try:
+        with open(manifest, "rb") as handle:
+            head = handle.read(65536)  # the run's description comes before the (long) list of variants
+    except OSError as exc:
+        return f"its manifest.json cannot be read: {exc.strerror or exc}"
     if not head.startswith(b"{") or b'"symreparam": "' not in head or b'"family_sha256": "' not in head:
         return "its manifest.json is not one symreparam wrote"
     for entry in folder.iterdir():
@@ -894,8 +908,8 @@ def _not_ours(folder: Path) -> str | None:
 def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
     """Write every file into ``out_dir`` at once: into a staging folder beside it, then a rename.
 
-    An existing non-empty ``out_dir`` is refused unless ``force``, and even then only when it is an
-    earlier output (it holds a ``manifest.json``); it is replaced only after the new output is
+    An existing non-empty ``out_dir`` is refused unless ``force``, and even then unless it is an
+    earlier output (see :func:`_not_ours`); it is replaced only after the new output is
     completely written, and put back if the swap fails, so a failure or an interruption never leaves
     half a set of files.
     """

@@ -28,13 +28,14 @@ def text(expr) -> str:
     return sp.sstr(expr, order="lex")
 
 
-def unprintable(value: str) -> str | None:
-    """The first character of ``value`` that no document can carry (a control character other than tab and
-    line breaks, which XML 1.0 forbids and LaTeX chokes on), described for an error message; None if none."""
+def unprintable(value: str, *, one_line: bool = False) -> str | None:
+    """The first character of ``value`` that no document can carry (a control character, which XML 1.0
+    forbids and LaTeX chokes on; tab and line breaks pass unless ``one_line``), described for an error
+    message; None if there is none."""
     import unicodedata
 
     for ch in value:
-        if ch in "\t\n\r":
+        if ch in "\t\n\r" and not one_line:
             continue
         if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\ufffe\uffff":
             return f"U+{ord(ch):04X}"

@@ -220,8 +220,10 @@ def build_problem(
     initial = _build_initial(init, built, inputs, origin, names)
     loss_value = Loss.parse(loss, origin.field("loss"))
     lr_value = _build_lr(lr, built, inputs, origin)
-    _check_distinct_names([s.name for s in dataset.input_symbols] + [w.name for w, _ in initial]
-                          + [s.name for s in lr_value.free_symbols] + sorted(names), origin)
+    _check_distinct_names([(s.name, origin.field("data")) for s in dataset.input_symbols]
+                          + [(w.name, origin.field("models")) for w, _ in initial]
+                          + [(s.name, origin.field("lr")) for s in lr_value.free_symbols]
+                          + [(n, origin.field("draw")) for n in sorted(names)])
     steps_value = _build_steps(steps, origin)
     query_points = tuple(
         tuple(_value(str(q.get(s.name, "")), f"{origin.field('queries', i)} {s.name}", names)
@@ -275,21 +277,21 @@ def _check_name(name: str, field_name: str) -> None:
         raise ProblemError(field_name, f"{name!r} is not a valid name; use letters, digits and _")
 
 
-def _check_distinct_names(all_names: list[str], origin: Origin) -> None:
-    """Refuse two names that would look the same in the worked solution (w1 and w_1 both print as w_1,
-    and b__c would print as b to the power c)."""
+def _check_distinct_names(named: list[tuple[str, str]]) -> None:
+    """Refuse names (each with the field it comes from) that the results would misread: a model's name
+    (f1, f2, ...), and two names that would look the same in the worked solution (w1 and w_1 both print
+    as w_1, and b__c would print as b to the power c)."""
     seen: dict[str, str] = {}
-    for name in dict.fromkeys(all_names):
+    for name, field_name in dict.fromkeys(named):
         if re.fullmatch(r"f\d+", name):
             # results, answer keys and the checker call the models f1, f2, ...
-            raise ProblemError(origin.field("models"), f"{name} names a model in the results; call the parameter "
-                               f"or input something else, e.g. w{name[1:]}")
+            raise ProblemError(field_name, f"{name} is what the results call a model; give it another name")
         if "__" in name:
-            raise ProblemError(origin.field("models"), f"the name {name} has a double underscore, which LaTeX would "
+            raise ProblemError(field_name, f"the name {name} has a double underscore, which LaTeX would "
                                "print as a power; use a single one")
         key = name.replace("_", "")
         if key in seen and seen[key] != name:
-            raise ProblemError(origin.field("models"), f"the names {seen[key]} and {name} would print the same in "
+            raise ProblemError(field_name, f"the names {seen[key]} and {name} would print the same in "
                                "the worked solution; rename one")
         seen[key] = name
 

@@ -232,6 +232,9 @@ def test_cli_json_and_answer_files(tmp_path):
     (tmp_path / "twice.json").write_text('{"w1": 2.4, "w1": 3}')
     out = run("check", "--answers", str(tmp_path / "twice.json"), code=2).output
     assert "--answers twice.json: w1: is given twice; keep one answer" in out
+    (tmp_path / "twice.toml").write_text('"f1.w1.1" = 1\n[f1.w1]\n1 = 2\n')
+    out = run("check", "--answers", str(tmp_path / "twice.toml"), code=2).output
+    assert "--answers twice.toml: f1.w1.1: is given twice; keep one answer" in out
 
 
 def test_dotted_names_in_toml_answer_files(tmp_path):
@@ -288,9 +291,14 @@ def test_family_check_refusals():
     result = CliRunner().invoke(cli, ["check", "--family", "reparam-one-step", "--answer", "w1=0"])
     assert result.exit_code == 2 and "give --seed and --variant" in result.output
     result = CliRunner().invoke(cli, ["check", "--seed", "3", "--answer", "w1=0"])
-    assert result.exit_code == 2 and "--seed: --seed picks a variant of a family: add --family NAME" in result.output
+    assert result.exit_code == 2 and "--seed: picks a variant of a family: add --family NAME" in result.output
     result = CliRunner().invoke(cli, ["check", "--variant", "3", "--answer", "w1=0"])
-    assert result.exit_code == 2 and "--variant: --variant picks a variant of a family" in result.output
+    assert result.exit_code == 2 and "--variant: picks a variant of a family" in result.output
+    result = CliRunner().invoke(cli, ["check", "--family", "reparam-one-step", "--fixed", "reference", "--seed", "5",
+                                      "--answer", "w1=0"])
+    assert result.exit_code == 2 and "--fixed: a fixed variant has no seed or variant number" in result.output
+    result = CliRunner().invoke(cli, ["check", "--exercises", ".", "--answer", "w1=0"])
+    assert result.exit_code == 2 and "--exercises: is where --family looks" in result.output
     result = CliRunner().invoke(cli, ["check", "--family", "nope", "--answer", "w1=0"])
     assert result.exit_code == 2 and result.output.startswith("Error: --family: unknown family 'nope'")
 

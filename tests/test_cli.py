@@ -95,8 +95,11 @@ def test_output_file_is_not_overwritten_without_force(tmp_path):
     assert out.read_text() == first
     run("solve", "-o", str(out), "--force")
     assert out.read_text().startswith("Gradient descent")
-    # '-' is standard output, as everywhere on the command line, never a file called '-'
-    assert run("solve", "-o", "-").output == run("solve").output
+    # '-' is standard output, as everywhere on the command line; a file called '-' only by a path
+    text = run("solve").output
+    assert run("solve", "-o", "-").output == text
+    run("solve", "-o", str(tmp_path / "-"))
+    assert (tmp_path / "-").read_text() == text
 
 
 def test_templates_with_a_format_that_uses_none_are_refused(tmp_path):
@@ -131,7 +134,9 @@ BAD = [
      "--lr: the learning rate may not use eta (a name of the model or data); use a new name such as lr"),
     # names the results use for the models, and names that cancel out
     (["--model", "f2*x + w", "--init", "f2=1", "--init", "w=0", "--data", "x=1,y=2"],
-     "--model: f2 names a model in the results; call the parameter or input something else, e.g. w2"),
+     "--model: f2 is what the results call a model; give it another name"),
+    (["--lr", "f1"], "--lr: f1 is what the results call a model"),
+    (["--model", "w*f1", "--init", "w=1", "--data", "f1=1,y=2"], "--data: f1 is what the results call a model"),
     (["--model", "0*w3 + w4*x", "--init", "w3=1", "--init", "w4=0", "--data", "x=1,y=2"],
      "--init: w3 cancels out of every model it appears in"),
     (["--model", "0*w*x + b", "--init", "w=1", "--init", "b=0", "--data", "x=1,y=2"],
@@ -172,3 +177,19 @@ def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "symreparam", "solve", "--format", "json"],
                           capture_output=True, text=True, check=True)
     assert json.loads(done.stdout)["models"][1]["params"]["w3"]["final"] == "141/10"
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    # `symreparam list | head -1`: the closed pipe is the reader's choice; no message, exit code 0
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "symreparam", "list"], stdout=write, stderr=subprocess.PIPE,
+                                timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 0 and result.stderr == b""

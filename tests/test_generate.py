@@ -264,6 +264,7 @@ def test_roster_gives_one_named_variant_per_student(tmp_path):
     ("id,name\n", "no students listed"),
     ("id,name\na b,Ann\na_b,Bob\n", "the ids 'a b' and 'a_b' give the same file name 'a_b'"),
     ("id,name\ns1,Ann\x01Lee\n", "line 2: the control character U+0001 cannot go into a document"),
+    ('id,name\ns1,"Ann\n\nLee"\n', "line 2: the control character U+000A cannot go into a document"),
 ])
 def test_bad_rosters(tmp_path, content, message):
     roster = tmp_path / "r.csv"
@@ -281,6 +282,8 @@ def test_bad_rosters(tmp_path, content, message):
     # options the rest of the command would ignore are refused, not dropped silently
     (["reparam-one-step", "--fixed", "reference", "-n", "3"], "--variants: --roster gives one variant per student"),
     (["reparam-one-step", "--seed", ""], "--seed: empty; give any word or number"),
+    (["stability", "--seed", "a\x01b", "--format", "moodle"], "--seed: holds the control character U+0001"),
+    (["reparam-one-step", "--fixed", "reference", "--seed", "7"], "--seed: a fixed variant is the same whatever"),
     (["reparam-one-step", "--format", "json", "--templates", "."], "--templates: --format json uses no templates"),
 ])
 def test_generate_refusals(tmp_path, args, message):
