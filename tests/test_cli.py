@@ -193,3 +193,17 @@ def test_a_reader_that_stops_early_is_not_an_error():
     finally:
         os.close(write)
     assert result.returncode == 0 and result.stderr == b""
+
+
+def test_the_console_entry_flushes_everything_before_it_ends():
+    # main() ends the process without the interpreter's slow teardown: the output must still be whole,
+    # and the exit codes those of the command
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "symreparam", "solve", "--steps", "3", "--format", "json"],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["steps"] == 3
+    assert done.stdout == run("solve", "--steps", "3", "--format", "json").output.encode()
+    bad = subprocess.run([sys.executable, "-m", "symreparam", "solve", "--lr", "x"], capture_output=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.decode().startswith("Error: --lr:") and bad.stdout == b""
