@@ -348,8 +348,8 @@ def _refuse_ignored(*, variants, roster, fixed, seed, templates, formats) -> Non
 
     source = click.get_current_context().get_parameter_source("variants")
     if source is click.core.ParameterSource.COMMANDLINE and (roster is not None or fixed is not None):
-        raise SymreparamError("--variants", "--roster gives one variant per student and --fixed exactly one; "
-                              "drop --variants")
+        why = "--roster gives one variant per student" if roster is not None else "--fixed makes exactly one"
+        raise SymreparamError("--variants", f"{why}; drop --variants")
     if roster is not None and fixed is not None:
         raise SymreparamError("--fixed", "--fixed makes one variant and --roster one per student; use one of them")
     if fixed is not None and click.get_current_context().get_parameter_source("seed") is \

@@ -280,7 +280,8 @@ def test_bad_rosters(tmp_path, content, message):
     (["reparam-one-step", "--roster", "missing.csv"], "missing.csv: no such file"),
     (["nope.toml"], "FAMILY nope.toml: no such family file"),
     # options the rest of the command would ignore are refused, not dropped silently
-    (["reparam-one-step", "--fixed", "reference", "-n", "3"], "--variants: --roster gives one variant per student"),
+    (["reparam-one-step", "--fixed", "reference", "-n", "3"], "--variants: --fixed makes exactly one; drop --variants"),
+    (["reparam-one-step", "--roster", "r.csv", "-n", "3"], "--variants: --roster gives one variant per student"),
     (["reparam-one-step", "--seed", ""], "--seed: empty; give any word or number"),
     (["stability", "--seed", "a\x01b", "--format", "moodle"], "--seed: holds the control character U+0001"),
     (["reparam-one-step", "--fixed", "reference", "--seed", "7"], "--seed: a fixed variant is the same whatever"),
