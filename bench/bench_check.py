@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timing import PYTHON, precompile, report, time_commands
+from timing import BASELINE, PYTHON, STARTUP, precompile, report, time_commands
 
 
 def main() -> int:
@@ -23,14 +23,12 @@ def main() -> int:
     precompile()
     answers = ["w1=2.4", "w3=1.5", "slope2=15", "f2=15x + 2.2"]
     commands = {
-        "python -c 'import sympy'": [PYTHON, "-c", "import sympy"],
-        "floor: import sympy, numpy, click; x + 1": [PYTHON, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS']"
-                                                     "='1'; import sympy, numpy, click; sympy.Symbol('x') + 1"],
+        **STARTUP,
         "symreparam check (reference, 4 answers)": [PYTHON, "-m", "symreparam", "check",
                                                     *[x for a in answers for x in ("--answer", a)]],
     }
     times = time_commands(commands, args.rounds, ok_codes=(0, 1))
-    ok = report(times, "python -c 'import sympy'", {"symreparam check (reference, 4 answers)": 1.5})
+    ok = report(times, BASELINE, {"symreparam check (reference, 4 answers)": 1.5})
     return 0 if ok else 1
 
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import PYTHON, precompile, report, time_commands
+from timing import BASELINE, PYTHON, STARTUP, precompile, report, time_commands
 
 
 def big_problem(path: Path, seed: int = 0) -> None:
@@ -39,16 +39,12 @@ def main() -> int:
         big = Path(tmp) / "big.toml"
         big_problem(big)
         commands = {
-            "python -c 'import sympy'": [PYTHON, "-c", "import sympy"],
-            # The floor: what any SymPy+NumPy+click tool pays before doing anything (the first Add
-            # imports sympy.tensor and sympy.combinatorics); OPENBLAS_NUM_THREADS=1 as the CLI sets it.
-            "floor: import sympy, numpy, click; x + 1": [PYTHON, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS']"
-                                                         "='1'; import sympy, numpy, click; sympy.Symbol('x') + 1"],
+            **STARTUP,
             "symreparam solve (reference)": [PYTHON, "-m", "symreparam", "solve"],
             "symreparam solve big.toml (10 w, 30 points, 200 steps)": [PYTHON, "-m", "symreparam", "solve", str(big)],
         }
         times = time_commands(commands, args.rounds)
-    ok = report(times, "python -c 'import sympy'", {
+    ok = report(times, BASELINE, {
         "symreparam solve (reference)": 1.5,
         "symreparam solve big.toml (10 w, 30 points, 200 steps)": 3.0,
     })

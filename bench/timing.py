@@ -18,6 +18,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
+# The baseline every start-up target is a ratio of, and the floor: what any SymPy+NumPy+click tool pays
+# before doing anything (the first Add imports sympy.tensor and sympy.combinatorics);
+# OPENBLAS_NUM_THREADS=1 as the CLI sets it.
+BASELINE = "python -c 'import sympy'"
+STARTUP = {
+    BASELINE: [PYTHON, "-c", "import sympy"],
+    "floor: import sympy, numpy, click; x + 1": [PYTHON, "-c", "import os; os.environ['OPENBLAS_NUM_THREADS']"
+                                                 "='1'; import sympy, numpy, click; sympy.Symbol('x') + 1"],
+}
+
 
 def precompile() -> None:
     """Compile the package to bytecode, as ``pip install`` does, so a checkout is timed like an install.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symreparam.derive import ModelDerivation, function_at, loss_factor
+from symreparam.derive import ModelDerivation, loss_factor
 from symreparam.problem import Problem
 from symreparam.reparam import Basis, coefficients, decompose
 from symreparam.solution import Analysis
@@ -23,7 +23,15 @@ from symreparam.solution import Analysis
 
 def mistake_key(mistake_id: str, key: str) -> str:
     """Where a typical mistake's value of answer ``key`` is kept among a batch's values."""
-    return f"mal.{mistake_id}.{key}"
+    return f"{_MISTAKE_PREFIX}{mistake_id}.{key}"
+
+
+_MISTAKE_PREFIX = "mal."
+
+
+def is_mistake_key(key: str) -> bool:
+    """Whether a batch's value ``key`` is a typical mistake's (see :func:`mistake_key`), not an answer."""
+    return key.startswith(_MISTAKE_PREFIX)
 
 
 def basis_ids(basis: Basis) -> tuple[str, ...]:
@@ -51,11 +59,6 @@ def correct_path(d: ModelDerivation) -> Descent:
     return Descent(d.trajectory, d.gradient)
 
 
-def function_of(d: ModelDerivation, values: Sequence[sp.Expr]) -> sp.Expr:
-    """The model as a function of the inputs at parameters ``values``."""
-    return d.form.function(values) if d.form is not None else function_at(d.model, values)
-
-
 def _coefficients(analysis: Analysis, index: int, values: Sequence[sp.Expr]) -> tuple[sp.Expr, ...] | None:
     """Basis coefficients of a model at ``values``: theta = A w + b, or read off the function (None when it
     has terms outside the basis, as a non-linear model can at parameters off its own path)."""
@@ -67,47 +70,44 @@ def _coefficients(analysis: Analysis, index: int, values: Sequence[sp.Expr]) -> 
                      for k in range(a.rows))
     d = analysis.derivations[index]
     inputs = analysis.problem.data.input_symbols
-    function = function_of(d, values)
+    function = d.function_at(values)
     if set(decompose(function, inputs)) - set(analysis.basis.functions):
         return None
     return coefficients(function, analysis.basis, inputs)
 
 
-def path_answers(analysis: Analysis, paths: Sequence[Descent], keys=None) -> dict[str, sp.Expr]:
+def path_answers(analysis: Analysis, paths: Sequence[Descent]) -> dict[str, sp.Expr]:
     """The answers that follow from each model's path: ``{m}.{w}.{t}``, ``{m}.grad.{w}``, ``{m}.r.{t}.{i}``,
     ``{m}.coef.{t}.{k}``, ``{m}.start|end|change.{k}``, ``{m}.fq.{q}.start|end|change`` and ``ratio.{m}.{k}``.
-
-    With ``keys``, the residuals and coefficients of every step are worked out only where asked for
-    (with drawn quantities as symbols each is a sizeable rational function).
     """
     problem = analysis.problem
     data = problem.data
     ids = basis_ids(analysis.basis)
     out: dict[str, sp.Expr] = {}
     changes: list[tuple[sp.Expr, ...] | None] = []
-
-    def wanted(key: str) -> bool:
-        return keys is None or key in keys
-
     for index, (d, path) in enumerate(zip(analysis.derivations, paths)):
         m = d.model.name
         names = [w.name for w in d.model.params]
+        coefs = []  # basis coefficients after every step, for a linear reparameterisation
         for t, step in enumerate(path.trajectory):
             for w, value in zip(names, step):
                 out[f"{m}.{w}.{t}"] = value
             if d.is_linear:
                 # residual of an affine model at any w: J (w - w0) + r0
                 for i, r in enumerate(d.residuals):
-                    if wanted(f"{m}.r.{t}.{i + 1}"):
-                        moved = sp.Add(*(d.jacobian[i, j] * (step[j] - d.initial[j]) for j in range(len(names))))
-                        out[f"{m}.r.{t}.{i + 1}"] = r + moved
-            if analysis.reparams[index] is not None and any(wanted(f"{m}.coef.{t}.{k}") for k in ids):
-                for k, c in zip(ids, _coefficients(analysis, index, step)):
+                    moved = sp.Add(*(d.jacobian[i, j] * (step[j] - d.initial[j]) for j in range(len(names))))
+                    out[f"{m}.r.{t}.{i + 1}"] = r + moved
+            if analysis.reparams[index] is not None:
+                coefs.append(_coefficients(analysis, index, step))
+                for k, c in zip(ids, coefs[-1]):
                     out[f"{m}.coef.{t}.{k}"] = c
         for w, g in zip(names, path.gradient):
             out[f"{m}.grad.{w}"] = g
-        start = _coefficients(analysis, index, path.trajectory[0])
-        end = _coefficients(analysis, index, path.trajectory[-1])
+        if coefs:
+            start, end = coefs[0], coefs[-1]
+        else:
+            start = _coefficients(analysis, index, path.trajectory[0])
+            end = _coefficients(analysis, index, path.trajectory[-1])
         if start is not None and end is not None:
             change = tuple(sp.expand(b - a) for a, b in zip(start, end))
             changes.append(change)
@@ -118,8 +118,8 @@ def path_answers(analysis: Analysis, paths: Sequence[Descent], keys=None) -> dic
         else:
             changes.append(None)
         if problem.queries:
-            before = function_of(d, path.trajectory[0])
-            after = function_of(d, path.trajectory[-1])
+            before = d.function_at(path.trajectory[0])
+            after = d.function_at(path.trajectory[-1])
             for q, point in enumerate(problem.queries, 1):
                 at = dict(zip(data.input_symbols, point))
                 out[f"{m}.fq.{q}.start"] = before.xreplace(at)

@@ -19,10 +19,10 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from symreparam.answers import Descent, answer_expressions, basis_ids, function_of, path_answers
+from symreparam.answers import Descent, answer_expressions, basis_ids, path_answers
 from symreparam.errors import ParseError, SymreparamError
 from symreparam.malrules import RELATIVE_TOLERANCE, Mistake, mistakes, tolerance
-from symreparam.parse import expansion_size, parse_expression
+from symreparam.parse import expansion_size, parse_expression, quote
 from symreparam.problem import Problem
 from symreparam.reparam import decompose
 from symreparam.solution import Analysis, analyse
@@ -115,17 +115,12 @@ def split_answer(item: str) -> tuple[str, str]:
     name, equals, value = item.partition("=")
     name, value = name.strip(), value.strip()
     if not equals or not name:
-        raise ParseError("--answer", f"expected NAME=VALUE, e.g. w1=2.4 or 'f2=141x+2.2'; got {_short(item)!r}")
+        raise ParseError("--answer", f"expected NAME=VALUE, e.g. w1=2.4 or 'f2=141x+2.2'; got {quote(item)!r}")
     if not _ANSWER_NAME.fullmatch(name):
-        raise ParseError("--answer", f"{_short(name)!r} is not an answer name; use e.g. w1, f2 or slope2")
+        raise ParseError("--answer", f"{quote(name)!r} is not an answer name; use e.g. w1, f2 or slope2")
     if not value:
         raise ParseError(f"--answer {name}", "the value is missing; e.g. " + f"{name}=2.4")
     return name, value
-
-
-def _short(text: str, limit: int = 40) -> str:
-    flat = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def read_answers(path) -> list[tuple[str, str]]:
@@ -144,7 +139,7 @@ def read_answers(path) -> list[tuple[str, str]]:
         try:
             doc = json.loads(text, parse_float=str, parse_int=str, object_pairs_hook=_refuse_repeats)
         except _Repeated as exc:
-            raise ParseError(f"{label}: {_short(exc.args[0])}", "is given twice; keep one answer") from None
+            raise ParseError(f"{label}: {quote(exc.args[0])}", "is given twice; keep one answer") from None
         except (ValueError, RecursionError):
             doc = None
     if doc is None:
@@ -154,12 +149,13 @@ def read_answers(path) -> list[tuple[str, str]]:
             raise ParseError(label, f"neither JSON nor TOML: {str(exc)[:120]}") from None
     if not isinstance(doc, dict) or not doc:
         raise ParseError(label, 'expected a table of answers, e.g. w1 = "12/5"')
-    pairs = []
+    pairs, seen = [], set()
     for name, value in _flatten(doc):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ParseError(f"{label}: {_short(str(name))}", "expected a number or a string")
-        if any(name == earlier for earlier, _ in pairs):  # "f1.w1.1" = 1 beside a nested f1.w1.1 = 2
-            raise ParseError(f"{label}: {_short(name)}", "is given twice; keep one answer")
+            raise ParseError(f"{label}: {quote(str(name))}", "expected a number or a string")
+        if name in seen:  # "f1.w1.1" = 1 beside a nested f1.w1.1 = 2
+            raise ParseError(f"{label}: {quote(name)}", "is given twice; keep one answer")
+        seen.add(name)
         pairs.append(split_answer(f"{name}={value}"))
     return pairs
 
@@ -361,8 +357,12 @@ class Checker:
 def _expected(analysis: Analysis, correct: Mapping[str, sp.Expr], target: Target) -> sp.Expr:
     if target.key is not None:
         return correct[target.key]
-    d = next(d for d in analysis.derivations if d.model.name == target.model)
-    return d.function_final
+    return _derivation(analysis, target.model).function_final
+
+
+def _derivation(analysis: Analysis, model: str):
+    """The derivation of the model called ``model`` (f1, f2, ...)."""
+    return next(d for d in analysis.derivations if d.model.name == model)
 
 
 def _equal(a: sp.Expr, b: sp.Expr) -> bool:
@@ -417,13 +417,13 @@ def _mistaken_value(analysis: Analysis, mistake: Mistake, target: Target, ids, c
     """The mistake's value of the target (a function is rebuilt from its basis coefficients)."""
     if target.key is not None:
         return mistake.answers.get(target.key)
-    d = next(d for d in analysis.derivations if d.model.name == target.model)
+    d = _derivation(analysis, target.model)
     if not d.is_linear:
         steps = analysis.problem.steps
         keys = [f"{d.model.name}.{w.name}.{steps}" for w in d.model.params]
         if not any(k in mistake.answers for k in keys):
             return None
-        return sp.expand(function_of(d, [mistake.answers.get(k, correct[k]) for k in keys]))
+        return sp.expand(d.function_at([mistake.answers.get(k, correct[k]) for k in keys]))
     keys = [f"{target.model}.end.{k}" for k in ids]
     if not any(k in mistake.answers for k in keys):
         return None
@@ -492,7 +492,7 @@ def _own_paths(analysis: Analysis, parsed, ids) -> dict[str, object]:
                      for w, v in zip(d.model.params, d.final)]
             paths.append(Descent(d.trajectory[:-1] + (tuple(final),), d.gradient))
         answers = path_answers(analysis, paths)
-        answers.update({f"function.{d.model.name}": sp.expand(function_of(d, p.trajectory[-1]))
+        answers.update({f"function.{d.model.name}": sp.expand(d.function_at(p.trajectory[-1]))
                         for d, p in zip(analysis.derivations, paths)})
         return answers
 
@@ -622,7 +622,7 @@ def _rivals(analysis: Analysis, correct, found, target: Target, ids, expected) -
     key = target.key
     before = None
     if target.model is not None:
-        before = next(d for d in analysis.derivations if d.model.name == target.model).function_initial
+        before = _derivation(analysis, target.model).function_initial
     elif key is not None:
         parts = key.split(".")
         if len(parts) == 3 and parts[2].isdigit() and int(parts[2]) > 0:

@@ -13,7 +13,7 @@ import sympy as sp
 
 from symreparam import linalg
 from symreparam.errors import NotRealError, ParseError, ProblemError
-from symreparam.parse import substitute
+from symreparam.parse import rational_bits, substitute
 from symreparam.problem import Model, Problem
 from symreparam.reparam import LinearForm, decompose, linear_form
 
@@ -28,25 +28,21 @@ MAX_NUMBER_BITS = 13_000
 MAX_ITERATE_BITS = 200_000
 
 
-def _bits(value: sp.Rational) -> int:
-    return max(abs(value.p).bit_length(), value.q.bit_length())
-
-
 def _too_large(values) -> str | None:
     """Why an iterate is too large to be a useful exact answer, or None."""
     total = 0
     for value in values:
         if value.is_Rational:
-            size = _bits(value)
+            size = rational_bits(value)
             if size > MAX_NUMBER_BITS:
                 return f"hold numbers of {int(size * 0.30103)} digits"
             total += size
             continue
         numbers = value.atoms(sp.Rational)
-        largest = max((_bits(a) for a in numbers), default=0)
+        largest = max((rational_bits(a) for a in numbers), default=0)
         if largest > MAX_NUMBER_BITS:
             return f"hold numbers of {int(largest * 0.30103)} digits"
-        total += sum(_bits(a) for a in numbers)
+        total += sum(rational_bits(a) for a in numbers)
     if total > MAX_ITERATE_BITS:
         return f"hold {total // 3} digits in all"
     return None
@@ -146,10 +142,10 @@ def model_at(model: Model, expr: sp.Expr, values, step: int, where: str, param: 
     try:
         return substitute(expr, values, "--init")
     except ParseError as exc:
-        when = "at the start" if step == 0 else f"after step {step}"
+        when = _when(step)
         if isinstance(exc, NotRealError):
             what = "is not a finite real number" if param is None else f"has no finite real derivative in {param.name}"
-            field = "--init" if step == 0 else "--lr"
+            field = _blame(step)
         else:
             what = "is too large to handle exactly" if param is None else f"has a derivative in {param.name} too large " \
                 "to handle exactly"
@@ -163,7 +159,21 @@ def _fewer(step: int) -> str:
         return "change the starting values"
     if step == 1:
         return "use a smaller learning rate"
-    return f"use a smaller learning rate, or at most {step - 1} step{'s' if step > 2 else ''}"
+    return f"use a smaller learning rate, or {_at_most(step)}"
+
+
+def _when(step: int) -> str:
+    return "at the start" if step == 0 else f"after step {step}"
+
+
+def _blame(step: int) -> str:
+    """The field at fault when the model is unusable after ``step`` steps: the start, else the rate."""
+    return "--init" if step == 0 else "--lr"
+
+
+def _at_most(step: int) -> str:
+    """The advice when the iterate after ``step`` (> 1) steps is the first unusable one."""
+    return f"use at most {step - 1} step{'s' if step > 2 else ''}"
 
 
 def derive_model(problem: Problem, model: Model) -> ModelDerivation:
@@ -259,8 +269,8 @@ def _check_defined(model: Model, data, residuals, jac_rows, values, step: int = 
     At the start the starting values are at fault (``--init``); after a step, the step left the
     model's domain (``--lr``). Exact values make the diagnosis sure: log(0) is zoo, sqrt(-1) has I.
     """
-    field = "--init" if step == 0 else "--lr"
-    when = "at the start" if step == 0 else f"after step {step}"
+    field = _blame(step)
+    when = _when(step)
     fix = _fewer(step)
     for i, r in enumerate(residuals):
         if _undefined(r):
@@ -284,8 +294,8 @@ def _check_kinks(model: Model, data, values, step: int) -> None:
         point = {**data.substitution(i), **at}
         for kink in kinks:
             if sp.expand(kink.args[0].xreplace(point)) == 0:
-                when = "at the start" if step == 0 else f"after step {step}"
-                raise ProblemError("--init" if step == 0 else "--lr",
+                when = _when(step)
+                raise ProblemError(_blame(step),
                                    f"{model.name} uses {sp.sstr(kink)}, which has no derivative where its argument "
                                    f"is 0, as it is at {_where(data, i)} {when}; "
                                    + ("start elsewhere" if step == 0 else "use another learning rate"))
@@ -327,7 +337,7 @@ def _check_size(values, name: str, step: int) -> None:
     why = _too_large(values)
     if why is None:
         return
-    fix = f"use at most {step - 1} step{'s' if step > 2 else ''}" if step > 1 else "use a simpler learning rate"
+    fix = _at_most(step) if step > 1 else "use a simpler learning rate"
     raise ProblemError("--steps", f"the exact parameters of {name} after step {step} {why}, too large to be a "
                        f"useful exact answer; {fix}")
 
@@ -374,7 +384,7 @@ def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.
                 "--steps",
                 f"the exact iterates of {model.name} grow too large to be useful after step {step} "
                 f"(it is not linear in its parameters); "
-                + (f"use at most {step - 1} step{'s' if step > 2 else ''}" if step > 1 else "use a numeric learning rate"),
+                + (_at_most(step) if step > 1 else "use a numeric learning rate"),
             )
         _check_size(w, model.name, step)
         out.append(w)

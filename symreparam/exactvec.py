@@ -82,18 +82,17 @@ def compile_rational(expr: sp.Expr, symbols: Sequence[sp.Symbol]) -> RationalFun
     if extra:
         raise NotRational(f"depends on {', '.join(sorted(s.name for s in extra))}")
     symbols = tuple(symbols)
-    if not symbols:
-        if not expr.is_Rational:
-            raise NotRational(f"{expr} is not a rational number")
-        num, den = _polynomial([((), Fraction(int(expr.p)))], 0), _polynomial([((), Fraction(int(expr.q)))], 0)
-    else:
+    if symbols:
         try:
             value = field_of(symbols).from_expr(expr)
         except (ValueError, TypeError, sp.CoercionFailed, sp.PolynomialError) as exc:
             raise NotRational(str(exc) or f"{expr} is not rational") from None
-        num, den = _polynomial(value.numer.terms(), len(symbols)), _polynomial(value.denom.terms(), len(symbols))
-    (num_poly, num_scale), (den_poly, den_scale) = num, den
-    return RationalFunction(tuple(s.name for s in symbols), num_poly, den_poly, num_scale, den_scale)
+        return compile_field_element(value, symbols)
+    if not expr.is_Rational:
+        raise NotRational(f"{expr} is not a rational number")
+    (num_poly, num_scale), (den_poly, den_scale) = (_polynomial([((), Fraction(int(expr.p)))], 0),
+                                                    _polynomial([((), Fraction(int(expr.q)))], 0))
+    return RationalFunction((), num_poly, den_poly, num_scale, den_scale)
 
 
 def compile_field_element(value, symbols: Sequence[sp.Symbol]) -> RationalFunction:

@@ -419,14 +419,14 @@ def _json_key(key: str) -> str:
 
 
 def _tables(batch: Batch) -> _BatchTables:
-    from symreparam.answers import mistake_key
+    from symreparam.answers import is_mistake_key, mistake_key
 
     cached = _TABLES.get(batch)
     if cached is not None:
         return cached
     keys, _ = batch.texts
     column = {key: i for i, key in enumerate(keys)}
-    answers = [(key, i) for i, key in enumerate(keys) if not key.startswith("mal.")]
+    answers = [(key, i) for i, key in enumerate(keys) if not is_mistake_key(key)]
     answers_json = ("{" + ", ".join(_json_key(key) + ': "%s"' for key, _ in answers) + "}", [i for _, i in answers])
     slots = []  # (mistake id, answer key, column), in the program's order
     shown = []  # per slot and variant: the mistake applies and its answer is defined
@@ -520,7 +520,7 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
     own = []
     for kind in ("sheet", "key"):
         if tex is not None:
-            own += [f"{kind}-{slug}.tex"] * ("tex" in formats) + [f"{kind}-{slug}.pdf"] * ("pdf" in formats)
+            own += _tex_names(f"{kind}-{slug}", formats)
         if md is not None:
             own.append(f"{kind}-{slug}.md")
     answers_json, mistakes, texts = _answers(a)
@@ -773,16 +773,18 @@ def _generate(request: Request, progress: Progress | None) -> Output:
     return Output(files, manifest, accepted)
 
 
+def _tex_names(stem: str, formats) -> list[str]:
+    """The files a LaTeX document becomes: .tex and/or .pdf, as ``formats`` asks."""
+    return [f"{stem}.{ext}" for ext in ("tex", "pdf") if ext in formats]
+
+
 def _tex_outputs(stem: str, doc: str, formats, files: dict, documents: dict) -> list[str]:
     """Queue a LaTeX document as .tex and/or for compilation to .pdf; the file names it will have."""
-    names = []
     if "tex" in formats:
         files[f"{stem}.tex"] = doc.encode()
-        names.append(f"{stem}.tex")
     if "pdf" in formats:
         documents[stem] = doc
-        names.append(f"{stem}.pdf")
-    return names
+    return _tex_names(stem, formats)
 
 
 def _compile_all(documents: Mapping[str, str], progress: Progress | None) -> dict[str, bytes]:

@@ -22,6 +22,7 @@ import sympy as sp
 from symreparam.answers import Descent, basis_ids, correct_path, path_answers
 from symreparam.derive import MAX_NUMBER_BITS, ModelDerivation, loss_factor, nonlinear_trajectory
 from symreparam.errors import ProblemError
+from symreparam.parse import rational_bits
 from symreparam.problem import Loss, Problem
 from symreparam.solution import Analysis
 
@@ -243,7 +244,7 @@ def recipe_rate(problem: Problem, recipe: Recipe) -> sp.Expr:
 
 
 def _too_big(values) -> bool:
-    return any(v.is_Rational and max(abs(v.p).bit_length(), v.q.bit_length()) > MAX_NUMBER_BITS
+    return any(v.is_Rational and rational_bits(v) > MAX_NUMBER_BITS
                for v in values if isinstance(v, sp.Basic))
 
 

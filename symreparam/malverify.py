@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symreparam.malrules import MalRule, Recipe, student_partials
-from symreparam.verify import Case, relative_error
+from symreparam.verify import Case, evaluate_at, relative_error
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,6 @@ def content_floats(derivation, problem, constants: Sequence[sp.Symbol], values: 
     return np.stack(out, axis=-1)
 
 
-def _evaluate(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    v, m = points.shape[:2]
-    value, jac = case.model(points.reshape(v * m, points.shape[-1]), np.repeat(w, m, axis=0))
-    return value.reshape(v, m), jac.reshape(v, m, -1)
-
-
 def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Sequence[bool] | None,
                 ids: Sequence[str]) -> dict[str, np.ndarray]:
     """The student's path of one model in float64, under the model-relative keys of
@@ -64,15 +58,15 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
     case = mf.case
     v, n, _ = case.x.shape
     p = len(mf.params)
-    f0, jac0 = _evaluate(case, case.x, case.w0)
+    f0, jac0 = evaluate_at(case, case.x, case.w0)
     if recipe.partials == "inputs-one":
         ones = case.x.copy()
         ones[:, :, : mf.n_inputs] = 1.0
-        direction = lambda w: _evaluate(case, ones, w)[1]  # noqa: E731
+        direction = lambda w: evaluate_at(case, ones, w)[1]  # noqa: E731
     elif recipe.partials == "no-constant" and mf.contents is not None:
-        direction = lambda w: _evaluate(case, case.x, w)[1] / mf.contents[:, None, :]  # noqa: E731
+        direction = lambda w: evaluate_at(case, case.x, w)[1] / mf.contents[:, None, :]  # noqa: E731
     else:
-        direction = lambda w: _evaluate(case, case.x, w)[1]  # noqa: E731
+        direction = lambda w: evaluate_at(case, case.x, w)[1]  # noqa: E731
     keep = np.array(mask if mask is not None else [True] * p, dtype=float)
     rate = recipe.sign * case.lr ** recipe.lr_power * case.cprime * factor
     out: dict[str, np.ndarray] = {}
@@ -83,13 +77,13 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
     w = case.w0.copy()
     path = [w]
     for _ in range(mf.steps):
-        f, _ = _evaluate(case, case.x, w)
+        f, _ = evaluate_at(case, case.x, w)
         w = w - rate[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", direction(w), f - case.y)
         path.append(w)
     for t, wt in enumerate(path):
         for j, name in enumerate(mf.params):
             out[f"{name}.{t}"] = wt[:, j]
-        f, _ = _evaluate(case, case.x, wt)
+        f, _ = evaluate_at(case, case.x, wt)
         for i in range(n):
             out[f"r.{t}.{i + 1}"] = f[:, i] - case.y[:, i]
         if mf.A is not None:
@@ -102,8 +96,8 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
             out[f"end.{k}"] = out[f"coef.{mf.steps}.{k}"]
             out[f"change.{k}"] = out[f"end.{k}"] - out[f"start.{k}"]
     for q in range(mf.queries.shape[1]):
-        before = _evaluate(case, mf.queries[:, q:q + 1], path[0])[0][:, 0]
-        after = _evaluate(case, mf.queries[:, q:q + 1], path[-1])[0][:, 0]
+        before = evaluate_at(case, mf.queries[:, q:q + 1], path[0])[0][:, 0]
+        after = evaluate_at(case, mf.queries[:, q:q + 1], path[-1])[0][:, 0]
         out[f"fq.{q + 1}.start"], out[f"fq.{q + 1}.end"], out[f"fq.{q + 1}.change"] = before, after, after - before
     if n == 1 and mask is None:
         out["contraction"] = 1 - rate * np.einsum("vp,vp->v", jac0[:, 0], g0[:, 0])

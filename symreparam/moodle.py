@@ -15,7 +15,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from symreparam.errors import SymreparamError
-from symreparam.malrules import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
+from symreparam.malrules import RELATIVE_TOLERANCE, tolerance
 from symreparam.mdhtml import inline, to_html
 
 # Grades Moodle accepts for an answer, as fractions of the question's mark (its importer refuses others).
@@ -39,13 +39,12 @@ def decimal_text(value: Fraction, digits: int = 12) -> str:
     with localcontext() as ctx:
         ctx.prec = digits
         number = Decimal(value.numerator) / Decimal(value.denominator)
-    text = format(number.normalize(), "f") if number != 0 else "0"
-    return text
+    return format(number.normalize(), "f") if number != 0 else "0"
 
 
 def tolerance_text(value: Fraction, at_most: float | None = None) -> str:
     """The absolute tolerance Moodle needs for the relative one symreparam uses (narrowed to ``at_most``)."""
-    tol = max(RELATIVE_TOLERANCE * abs(float(value)), ABSOLUTE_TOLERANCE)
+    tol = float(tolerance(float(value)))
     if at_most is not None:
         tol = min(tol, at_most)
     return format(Decimal(f"{tol:.6g}").normalize(), "f")
@@ -73,7 +72,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
     the file from moodle.xml in ``xml_templates``."""
     from symreparam.generate import render_variant
     from symreparam.answers import mistake_key
-    from symreparam.render import load_template, render_template, upper_first
+    from symreparam.render import load_template, md_math, render_template, upper_first
 
     family = request.family
     credit = {q.id: dict(q.credit) for q in family.questions}
@@ -89,7 +88,7 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
         n = batch.program.problem.data.size
         for q in family.questions:
             right = Fraction(*batch.fraction(q.answer, v))
-            ask = to_html("Find " + q.ask.replace("\\(", "$").replace("\\)", "$") + ".")
+            ask = to_html("Find " + md_math(q.ask) + ".")
             text = (statement + "\n" + ask + f"\n<p>Give a number; decimals are accepted within "
                     f"{RELATIVE_TOLERANCE * 100:g}% (three significant figures).</p>")
             answers = [{"fraction": "100", "value": decimal_text(right), "tolerance": tolerance_text(right),

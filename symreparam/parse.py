@@ -201,8 +201,8 @@ def _snippet(text: str, column: int, width: int = 30) -> str:
     return ("..." if start > 0 else "") + flat[start:end] + ("..." if end < len(flat) else "")
 
 
-def _quote(text: str, limit: int = 40) -> str:
-    """``text`` made safe to quote: one line, printable, not too long."""
+def quote(text: str, limit: int = 40) -> str:
+    """``text`` made safe to quote in an error message: one line, printable, not too long."""
     flat = "".join(ch if ch.isprintable() else "?" for ch in text)
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
@@ -349,7 +349,7 @@ def _latex_command(text: str, i: int, end: int, out: _Out, ctx: _Context, depth:
         return after
     if name in ("left", "right"):
         return _latex_delimiter(text, i, name, after, end, out, ctx)
-    raise ctx.error(f"unknown LaTeX command '\\{_quote(name)}' at column {i + 1}")
+    raise ctx.error(f"unknown LaTeX command '\\{quote(name)}' at column {i + 1}")
 
 
 def _latex_symbol(text: str, i: int, end: int, out: _Out, ctx: _Context) -> int:
@@ -364,7 +364,7 @@ def _latex_symbol(text: str, i: int, end: int, out: _Out, ctx: _Context) -> int:
     elif ch in "{}":
         out.emit("(" if ch == "{" else ")", i)
     else:
-        raise ctx.error(f"unknown LaTeX command '\\{_quote(ch)}' at column {i + 1}")
+        raise ctx.error(f"unknown LaTeX command '\\{quote(ch)}' at column {i + 1}")
     return i + 2
 
 
@@ -563,7 +563,7 @@ def _number_value(text: str, column: int, ctx: _Context) -> sympy.Rational:
     limits = ctx.limits
     if len(text) > limits.max_literal_chars:
         raise ctx.error(
-            f"number '{_quote(text, 20)}' at column {column} is too long "
+            f"number '{quote(text, 20)}' at column {column} is too long "
             f"(limit {limits.max_literal_chars} characters)"
         )
     mantissa, _, exponent_text = text.lower().partition("e")
@@ -585,7 +585,7 @@ def _checked_name(text: str, column: int, ctx: _Context) -> str:
     """Validate a name token; in student answers ``w_3`` becomes ``w3``."""
     if text.startswith("_"):
         raise ctx.error(
-            f"'{_quote(text)}' at column {column} cannot be used as a name; "
+            f"'{quote(text)}' at column {column} cannot be used as a name; "
             "names must start with a letter"
         )
     if ctx.student and "_" in text and not (ctx.names is not None and text in ctx.names):
@@ -595,7 +595,7 @@ def _checked_name(text: str, column: int, ctx: _Context) -> str:
                         f"use another name, e.g. {text[:3]}1")
     if len(text) > ctx.limits.max_name_length:
         raise ctx.error(
-            f"name '{_quote(text, 20)}' at column {column} is too long "
+            f"name '{quote(text, 20)}' at column {column} is too long "
             f"(limit {ctx.limits.max_name_length} characters)"
         )
     return text
@@ -976,7 +976,8 @@ def _split_into_names(name: str, names: frozenset[str]) -> list[str] | None:
 # Bounds on the SymPy side: exponents, sizes of numbers, reality
 
 
-def _bits(number: sympy.Rational) -> int:
+def rational_bits(number: sympy.Rational) -> int:
+    """The size of an exact rational: the bits of its larger part (numerator or denominator)."""
     return max(abs(number.p).bit_length(), number.q.bit_length())
 
 
@@ -989,7 +990,7 @@ def _power_cost(expr: sympy.Expr, exponent: sympy.Rational) -> int:
     """
     if expr.is_Rational:
         p, q = abs(exponent.p), exponent.q
-        cost = _bits(expr) * p
+        cost = rational_bits(expr) * p
         if q > 1 and expr.q > 1:
             cost += expr.q.bit_length() * p * (q - 1)
         return cost
@@ -1002,9 +1003,9 @@ def _power_cost(expr: sympy.Expr, exponent: sympy.Rational) -> int:
 
 def _describe(number: sympy.Rational) -> str:
     # str() of a huge integer is slow and refused by Python past 4300 digits.
-    if _bits(number) <= 64:
+    if rational_bits(number) <= 64:
         return str(number)
-    return f"(a number of about {int(_bits(number) * 0.30103) + 1} digits)"
+    return f"(a number of about {int(rational_bits(number) * 0.30103) + 1} digits)"
 
 
 def _power(base: sympy.Expr, exponent: sympy.Expr, ctx: _Context) -> sympy.Expr:
@@ -1117,7 +1118,7 @@ def _check_may_be_complex(
             f"(more than {limit} terms when expanded); simplify it"
         )
     bits_limit = ctx.limits.max_complex_number_bits
-    if any(_bits(number) > bits_limit for number in argument.atoms(Rational)):
+    if any(rational_bits(number) > bits_limit for number in argument.atoms(Rational)):
         raise ctx.error(
             f"{subject} may not be real and holds a number too large to handle exactly "
             f"(limit {bits_limit} bits); simplify it"
@@ -1281,9 +1282,9 @@ def _checked(expr: sympy.Expr, ctx: _Context) -> sympy.Expr:
         if node.is_Atom:
             if node in _NOT_FINITE_REAL:
                 raise ctx.not_real(_NOT_FINITE_REAL[node])
-            if node.is_Rational and _bits(node) > limits.max_number_bits:
+            if node.is_Rational and rational_bits(node) > limits.max_number_bits:
                 raise ctx.error(
-                    f"a number in the result would have {_bits(node)} bits "
+                    f"a number in the result would have {rational_bits(node)} bits "
                     f"(limit {limits.max_number_bits})"
                 )
             continue
@@ -1413,13 +1414,13 @@ def split_assignment(text: str, field: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     name, value = name.strip(), value.strip()
     if not equals:
-        raise ParseError(field, f"{_EXAMPLE_ASSIGNMENT}; found no '=' in '{_quote(text)}'")
+        raise ParseError(field, f"{_EXAMPLE_ASSIGNMENT}; found no '=' in '{quote(text)}'")
     if "=" in value:
         raise ParseError(field, f"{_EXAMPLE_ASSIGNMENT}, with a single '='")
     if not name:
         raise ParseError(field, f"missing the name before '='; {_EXAMPLE_ASSIGNMENT}")
     if not value:
-        raise ParseError(field, f"missing the value after '{_quote(name)}='; {_EXAMPLE_ASSIGNMENT}")
+        raise ParseError(field, f"missing the value after '{quote(name)}='; {_EXAMPLE_ASSIGNMENT}")
     _check_assigned_name(name, field)
     return name, value
 
@@ -1428,7 +1429,7 @@ def _check_assigned_name(name: str, field: str) -> None:
     if not _NAME_RE.fullmatch(name):
         raise ParseError(
             field,
-            f"'{_quote(name)}' is not a valid name; names start with a letter and contain only "
+            f"'{quote(name)}' is not a valid name; names start with a letter and contain only "
             "letters, digits and '_'",
         )
     if name in _KEYWORDS:
@@ -1441,7 +1442,7 @@ def _check_assigned_name(name: str, field: str) -> None:
     if len(name) > DEFAULT_LIMITS.max_name_length:
         raise ParseError(
             field,
-            f"name '{_quote(name, 20)}' is too long "
+            f"name '{quote(name, 20)}' is too long "
             f"(limit {DEFAULT_LIMITS.max_name_length} characters)",
         )
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import sympy as sp
 
 from symreparam.errors import ProblemError, SymreparamError
-from symreparam.parse import expansion_size, parse_assignments, parse_expression, parse_number, split_assignment, symbol
+from symreparam.parse import expansion_size, parse_assignments, parse_expression, parse_number, quote, split_assignment, \
+    symbol
 
 TARGET = "y"
 MAX_STEPS = 1000
@@ -213,8 +214,7 @@ def build_problem(
     used = {s.name for m in built for s in m.expression.free_symbols}
     unused = sorted(inputs - used, key=natural_key)
     if unused:
-        how = ("cancels out of every model it appears in" if any(re.search(rf"\b{re.escape(unused[0])}\b", m.text)
-                                                                  for m in built) else "appears in no model")
+        how = "cancels out of every model it appears in" if _written_in(unused[0], built) else "appears in no model"
         raise ProblemError(origin.field("data", 1), f"{unused[0]} {how}; remove it from the data "
                            "or use it in a model")
     initial = _build_initial(init, built, inputs, origin, names)
@@ -270,6 +270,11 @@ def _build_dataset(data, origin: Origin, constants: frozenset[str] = frozenset()
         tuple(tuple(row[n] for n in names) for row in rows),
         tuple(row[TARGET] for row in rows),
     )
+
+
+def _written_in(name: str, models: Sequence[Model]) -> bool:
+    """Whether ``name`` is written in some model's text (so a name absent from the parsed model cancelled out)."""
+    return any(re.search(rf"\b{re.escape(name)}\b", m.text) for m in models)
 
 
 def _check_name(name: str, field_name: str) -> None:
@@ -330,7 +335,7 @@ def _build_initial(init, models: tuple[Model, ...], inputs: set[str], origin: Or
         if key in inputs:
             raise ProblemError(label, f"{key} is an input (it appears in the data), not a parameter")
         if key not in params:
-            if any(re.search(rf"\b{re.escape(key)}\b", m.text) for m in models):
+            if _written_in(key, models):
                 raise ProblemError(label, f"{key} cancels out of every model it appears in, so gradient descent "
                                    f"cannot move it; remove its initial value or change the model")
             raise ProblemError(label, f"{key} appears in no model")
@@ -430,9 +435,7 @@ def problem_fields(doc: Mapping, label: str) -> dict:
     entries += [(origin.field(k), doc[k]) for k in ("lr", "steps", "loss") if k in doc]
     for label, value in entries:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            shown = repr(value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ProblemError(label, f"expected a number or a string, got {shown}")
+            raise ProblemError(label, f"expected a number or a string, got {quote(repr(value))}")
         if isinstance(value, _Literal) and value.strip().lstrip("+-") in ("inf", "nan"):
             raise ProblemError(label, f"{value} is not a number; give an exact value such as 0.1")
     fields = {

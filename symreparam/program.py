@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symreparam import exactvec
-from symreparam.answers import answer_expressions, basis_ids, mistake_key
+from symreparam.answers import answer_expressions, basis_ids, is_mistake_key, mistake_key
 from symreparam.malrules import Mistake, mistakes
 from symreparam.derive import loss_factor
 from symreparam.exactvec import RationalFunction, Values
@@ -321,7 +321,7 @@ def undefined(batch: Batch) -> np.ndarray:
     """Variants where some answer divides by zero (e.g. a ratio of a change that is zero)."""
     bad = np.zeros(batch.size, dtype=bool)
     # a mistaken path may well divide by zero (a ratio of moves when the first model does not move)
-    answers = [v for k, v in batch.values.items() if not k.startswith("mal.")]
+    answers = [v for k, v in batch.values.items() if not is_mistake_key(k)]
     for values in [*answers, *(v for row in batch.data for v in row), batch.lr]:
         bad |= values.den == 0
     return bad

@@ -149,7 +149,7 @@ def _rows(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0] * values.shape[1], values.shape[-1])
 
 
-def _evaluate(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_at(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters."""
     v, m = points.shape[:2]
     params = np.repeat(w, m, axis=0)
@@ -160,7 +160,7 @@ def _evaluate(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray
 def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
     """Recompute everything from ``case`` and compare with ``exact``: {check name: error per variant}."""
     n = case.x.shape[1]
-    f0, jac = _evaluate(case, case.x, case.w0)
+    f0, jac = evaluate_at(case, case.x, case.w0)
     r0 = f0 - case.y
     grad = case.cprime[:, None] * np.einsum("vnp,vn->vp", jac, r0)
     out = {
@@ -176,7 +176,7 @@ def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
         affine = (f_zero, jac_zero)
     out["every gradient-descent step"] = _steps(case, exact, affine)
 
-    fp0, jac_probe = _evaluate(case, case.probes, case.w0)
+    fp0, jac_probe = evaluate_at(case, case.probes, case.w0)
     kernel = np.einsum("vmp,vnp->vmn", jac_probe, jac)
     out["the tangent kernel K(x, x_i)"] = relative_error(exact.kernel, kernel)
     step = fp0 - (case.lr * case.cprime)[:, None] * np.einsum("vmn,vn->vm", kernel, r0)
@@ -204,7 +204,7 @@ def _affine(case: Case, f0: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np
     Were the structural linearity test wrong, the affine shortcut in the step checks would hide it;
     comparing f and J at w = 0 and at w0 catches that (it is reported as a check of its own).
     """
-    f_zero, jac_zero = _evaluate(case, case.x, np.zeros_like(case.w0))
+    f_zero, jac_zero = evaluate_at(case, case.x, np.zeros_like(case.w0))
     err = np.maximum(relative_error(jac_zero, jac),
                      relative_error(f0, f_zero + np.einsum("vnp,vp->vn", jac_zero, case.w0)))
     return f_zero, jac_zero, err
@@ -223,7 +223,7 @@ def _steps(case: Case, exact: Exact, affine) -> np.ndarray:
                 raise VerificationError(
                     "verification", "the iterates exceed the float64 range and the model is not linear, so "
                     "they cannot be checked; use fewer steps")
-            f, jac = _evaluate(case, case.x, u)
+            f, jac = evaluate_at(case, case.x, u)
             residual = f - case.y
         else:
             # f(w)/s = J u + f(0)/s exactly for w = s u.
@@ -239,8 +239,8 @@ def _steps(case: Case, exact: Exact, affine) -> np.ndarray:
 def _function(case: Case, u: np.ndarray, shift: np.ndarray, affine) -> np.ndarray:
     """f(probe; w) / 2**shift for w = u 2**shift."""
     if affine is None or not np.any(shift):
-        return _evaluate(case, case.probes, u)[0]
-    f_zero, jac = _evaluate(case, case.probes, np.zeros_like(u))
+        return evaluate_at(case, case.probes, u)[0]
+    f_zero, jac = evaluate_at(case, case.probes, np.zeros_like(u))
     return np.einsum("vmp,vp->vm", jac, u) + f_zero / np.exp2(shift)[:, None]
 
 
@@ -279,7 +279,7 @@ def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n:
     if exact.step_map is not None:
         p = w0.shape[1]
         step_map = np.eye(p)[None] - case.lr[:, None, None] * hessian
-        f_zero = _evaluate(case, case.x, np.zeros_like(w0))[0]
+        f_zero = evaluate_at(case, case.x, np.zeros_like(w0))[0]
         offset = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, case.y - f_zero)
         out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map),
                                                       relative_error(exact.step_offset, offset, scale_w))
@@ -292,7 +292,7 @@ def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n:
             for k in range(1, p + 1)]), axis=0)
     if exact.A is not None:
         phi = exact.basis
-        f_zero, jac_probe = _evaluate(case, case.probes, np.zeros_like(w0))
+        f_zero, jac_probe = evaluate_at(case, case.probes, np.zeros_like(w0))
         out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), jac_probe)
         out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), f_zero,
                                              np.max(np.abs(jac_probe), axis=(1, 2)))

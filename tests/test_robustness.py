@@ -125,6 +125,10 @@ def test_compound_rate_is_parenthesised_in_the_working():
     ("{% for i in range(10**9) %}{% endfor %}", "Range too big"),
     ('{% include "solve.md" %}', "includes or extends itself"),
     ("{{ nothing_here }}", "'nothing_here' is undefined"),
+    # arithmetic is bounded too
+    ("{{ 9**(9**10) }}", "powers above 100 are not allowed"),
+    ("{{ 'x' * 10**9 }}", "repetitions longer than 100000"),
+    ("{{ 1/0 }}", "ZeroDivisionError"),
 ])
 def test_hostile_templates_are_refused(tmp_path, template, message):
     (tmp_path / "solve.md").write_text(template)
@@ -203,16 +207,6 @@ def test_a_dangling_link_is_not_replaced(tmp_path):
     assert "already exists; pass --force" in one_error_line("solve", "-o", str(link))
     assert link.is_symlink()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
-
-
-@pytest.mark.parametrize("template, message", [
-    ("{{ 9**(9**10) }}", "powers above 100 are not allowed"),
-    ("{{ 'x' * 10**9 }}", "repetitions longer than 100000"),
-    ("{{ 1/0 }}", "ZeroDivisionError"),
-])
-def test_sandboxed_templates_are_bounded(tmp_path, template, message):
-    (tmp_path / "solve.md").write_text(template)
-    assert message in one_error_line("solve", "--templates", str(tmp_path), "--format", "markdown")
 
 
 def test_a_template_that_loops_too_long_is_stopped(tmp_path, monkeypatch):
