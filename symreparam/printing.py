@@ -16,6 +16,7 @@ _TEX_ESCAPES = {
     "\\": r"$\backslash$", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "<": r"$<$", ">": r"$>$",
 }
+_TEX_TABLE = str.maketrans(_TEX_ESCAPES)
 
 
 def tex(expr) -> str:
@@ -45,7 +46,7 @@ def unprintable(value: str, *, one_line: bool = False) -> str | None:
 @lru_cache(maxsize=4096)
 def tex_escape(value: str) -> str:
     """Make arbitrary text (a student's name, a file name) safe inside a LaTeX document."""
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(value))
+    return str(value).translate(_TEX_TABLE)
 
 
 def _needs_parens(expr) -> bool:

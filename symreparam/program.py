@@ -72,8 +72,9 @@ class Program:
 LOSS_SCALE = "loss_scale"  # the symbol standing for c in L = c * sum (f - y)^2 when the loss is drawn
 
 
+@lru_cache(maxsize=64)
 def loss_scale(loss: str, n: int) -> tuple[int, int]:
-    """c of a loss name for n points, as (numerator, denominator)."""
+    """c of a loss name for n points, as (numerator, denominator) (a few names, asked per variant)."""
     from symreparam.problem import Loss
 
     value = Loss.parse(loss, "loss").scale(n)
@@ -238,22 +239,6 @@ class Batch:
         """Answer ``key`` of variant ``v`` as (numerator, denominator)."""
         nums, dens = self.columns[key]
         return nums[v], dens[v]
-
-    @cached_property
-    def texts(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """Answer keys in sorted order and, per variant, their values as exact text (``12/5``)."""
-        keys = tuple(sorted(self.values))
-        if not keys:
-            return keys, [() for _ in range(self.size)]
-        columns = []
-        for key in keys:
-            # Python's int-to-str on the cached int lists beats NumPy's string casts several times over
-            nums, dens = self.columns[key]
-            if (self.values[key].den != 1).any():
-                columns.append([str(n) if d == 1 else f"{n}/{d}" for n, d in zip(nums, dens)])
-            else:
-                columns.append(list(map(str, nums)))
-        return keys, list(zip(*columns))
 
     @cached_property
     def columns(self) -> dict[str, tuple[list[int], list[int]]]:

@@ -7,6 +7,7 @@ writers of :mod:`symreparam.printing`, and only what a template uses is ever for
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from math import gcd
 
@@ -47,11 +48,24 @@ def _name_tex(name: str) -> str:
 
 def _aligned(line: str) -> str:
     """``lhs = rhs`` as ``lhs &= rhs`` for an align* environment (a line without a relation is left alone)."""
-    positions = [i for i in (line.find(" = "), line.find(" \\leftarrow ")) if i >= 0]
-    if not positions:
+    eq, arrow = line.find(" = "), line.find(" \\leftarrow ")
+    at = arrow if eq < 0 else eq if arrow < 0 else min(eq, arrow)
+    if at < 0:
         return line
-    at = min(positions) + 1
-    return line[:at] + "&" + line[at:]
+    return line[:at + 1] + "&" + line[at + 1:]
+
+
+@lru_cache(maxsize=64)
+def _cprime(loss: str, n: int) -> str:
+    """c' in dL/dw = c' sum_i r_i df/dw(x_i) for a loss name and n points, as LaTeX."""
+    from symreparam.problem import Loss
+
+    value = 2 * Loss.parse(loss, "loss").scale(n)
+    return tex_rational(int(value.p), int(value.q))
+
+
+# Per batch and model: where each view's numbers live, found once per batch (see ModelView._plan).
+_PLANS: "weakref.WeakKeyDictionary[Batch, dict]" = weakref.WeakKeyDictionary()
 
 
 def _decimal(n: int, d: int) -> str:
@@ -93,11 +107,15 @@ class VariantView:
     # -- numbers ----------------------------------------------------------------------------------------
     def fraction(self, key: str) -> tuple[int, int]:
         """(numerator, denominator) of an answer key or a drawn name."""
+        nums, dens = self.column(key)
+        return nums[self.v], dens[self.v]
+
+    def column(self, key: str) -> tuple[list[int], list[int]]:
+        """Numerators and denominators of an answer key or a drawn name over the batch's variants."""
         try:
-            nums, dens = self.columns[key]
+            return self.columns[key]
         except KeyError:
             raise KeyError(f"no answer or drawn value called {key!r}") from None
-        return nums[self.v], dens[self.v]
 
     def N(self, key: str) -> str:
         """LaTeX of an exact value."""
@@ -135,9 +153,17 @@ class VariantView:
 
     def F(self, model: str, which: str) -> str:
         """A model's function as LaTeX from its basis coefficients (which: start, end, step, limit_coef, ...)."""
-        prog = self.program
-        return tex_combination([(*self.fraction(f"{model}.{which}.{k}"), mono)
-                                for k, mono in zip(prog.basis_ids, prog.basis_tex)])
+        v = self.v
+        return tex_combination([(nums[v], dens[v], mono) for (nums, dens), mono in self._coefficients(model, which)])
+
+    def _coefficients(self, model: str, which: str) -> list:
+        """[(column, basis monomial in LaTeX)] of a model's function ``which``, found once per batch."""
+        plans = _PLANS.setdefault(self.batch, {})
+        key = ("F", model, which)
+        if key not in plans:
+            prog = self.program
+            plans[key] = [(self.column(f"{model}.{which}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)]
+        return plans[key]
 
     def K(self, model: str, i: int) -> str:
         """The tangent kernel K(x, x_i) as a function of x."""
@@ -146,10 +172,11 @@ class VariantView:
     def plot(self, model: str, which: str) -> str:
         """A pgfplots expression of a function (exact fractions; pgfplots evaluates them)."""
         terms = []
-        for k, body in zip(self.program.basis_ids, self.program.basis_pgf):
-            n, d = self.fraction(f"{model}.{which}.{k}")
+        v = self.v
+        for ((nums, dens), _), body in zip(self._coefficients(model, which), self.program.basis_pgf):
+            n = nums[v]
             if n:
-                terms.append(f"({n}/{d})" + (f"*({body})" if body else ""))
+                terms.append(f"({n}/{dens[v]})" + (f"*({body})" if body else ""))
         return " + ".join(terms) or "0"
 
     # -- the problem ------------------------------------------------------------------------------------
@@ -171,10 +198,7 @@ class VariantView:
     @cached_property
     def cprime(self) -> str:
         """c' in dL/dw = c' sum_i r_i df/dw(x_i), as LaTeX."""
-        from symreparam.problem import Loss
-
-        value = 2 * Loss.parse(self.loss, "loss").scale(len(self.batch.data))
-        return tex_rational(int(value.p), int(value.q))
+        return _cprime(self.loss, len(self.batch.data))
 
     @property
     def cformula(self) -> str:
@@ -294,16 +318,28 @@ class ModelView:
         self.name = shape.name
         self.tex = _name_tex(shape.name)
         self.params = [_name_tex(w) for w in shape.params]
-        self._columns = variant.columns
         self._v = variant.v
         self._prefix = shape.name + "."
+        self._plans = _PLANS.setdefault(variant.batch, {}).setdefault(shape.name, {})
         self.fn = Table(self.function)
         self.rhs = Table(lambda which: variant.F(self.name, which))
         self.plot = Table(lambda which: variant.plot(self.name, which))
 
     def _f(self, key: str) -> tuple[int, int]:
-        nums, dens = self._columns[self._prefix + key]
+        nums, dens = self.variant.column(self._prefix + key)
         return nums[self._v], dens[self._v]
+
+    def _plan(self, what: str, build):
+        """``build()`` (columns, in the shape a view walks them) once per batch and model: every
+        variant's view then only indexes lists, instead of formatting keys and looking them up."""
+        try:
+            return self._plans[what]
+        except KeyError:
+            plan = self._plans[what] = build()
+            return plan
+
+    def _col(self, key: str) -> tuple[list[int], list[int]]:
+        return self.variant.column(self._prefix + key)
 
     @cached_property
     def args(self) -> str:
@@ -314,17 +350,15 @@ class ModelView:
     def definition(self) -> str:
         """f(x) = <expression> with the drawn constants in place, grouped by input term: (3 u - v) x + 2 u."""
         prog = self.variant.program
-        f = self._f
+        plan = self._plan("definition", lambda: [
+            (mono, [(self._col(f"feature.{w}.{k}"), wt) for w, wt in zip(self.shape.params, self.params)],
+             self._col(f"offset.{k}")) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
+        v = self._v
         groups = []
-        for k, mono in zip(prog.basis_ids, prog.basis_tex):
-            terms = []
-            for w, wt in zip(self.shape.params, self.params):
-                n, d = f(f"feature.{w}.{k}")
-                if n:
-                    terms.append((n, d, wt))
-            n0, d0 = f(f"offset.{k}")
-            if n0:
-                terms.append((n0, d0, ""))
+        for mono, features, (offset_nums, offset_dens) in plan:
+            terms = [(nums[v], dens[v], wt) for (nums, dens), wt in features if nums[v]]
+            if offset_nums[v]:
+                terms.append((offset_nums[v], offset_dens[v], ""))
             if not terms:
                 continue
             if len(terms) == 1:
@@ -340,29 +374,37 @@ class ModelView:
         """Parameter ``w`` after ``t`` steps."""
         return tex_rational(*self._f(f"{w}.{t}"))
 
+    def _assignments(self, keys: str) -> str:
+        """``w1 = ..., w2 = ...`` with the values of ``keys.format(w=...)`` for each parameter."""
+        plan = self._plan(keys, lambda: [(wt + " = ", self._col(keys.format(w=w)))
+                                         for w, wt in zip(self.shape.params, self.params)])
+        v = self._v
+        return ", ".join([lhs + tex_rational(nums[v], dens[v]) for lhs, (nums, dens) in plan])
+
     @cached_property
     def initial(self) -> str:
         """w1 = ..., w2 = ... at the start."""
-        return ", ".join(f"{wt} = {tex_rational(*self._f(f'{w}.0'))}" for w, wt in zip(self.shape.params, self.params))
+        return self._assignments("{w}.0")
 
     def param_values(self, kind: str) -> str:
         """``w1 = ..., w2 = ...`` for the parameters under ``{model}.{kind}.{w}`` (limit, newton)."""
-        return ", ".join(f"{wt} = {tex_rational(*self._f(f'{kind}.{w}'))}" for w, wt in zip(self.shape.params, self.params))
+        return self._assignments(str(kind).replace("{", "{{").replace("}", "}}") + ".{w}")
 
     @cached_property
     def final(self) -> str:
         """The parameters after the last step."""
-        t = self.variant.steps
-        return ", ".join(f"{wt} = {self.value(w, t)}" for w, wt in zip(self.shape.params, self.params))
+        return self._assignments(f"{{w}}.{self.variant.steps}")
 
     @cached_property
     def residuals(self) -> list[str]:
         """r_i = f(x_i) - y_i = ... at the start."""
         out = []
         variant = self.variant
-        for i, row in enumerate(variant.points, 1):
-            rn, rd = self._f(f"r.0.{i}")
-            yn, yd = variant.fraction(f"data.{i}.{len(row) - 1}")
+        v = self._v
+        plan = self._plan("residuals", lambda: [(self._col(f"r.0.{i}"), variant.column(f"data.{i}.{len(row) - 1}"))
+                                                for i, row in enumerate(variant.batch.data, 1)])
+        for i, (row, ((r_nums, r_dens), (y_nums, y_dens))) in enumerate(zip(variant.points, plan), 1):
+            rn, rd, yn, yd = r_nums[v], r_dens[v], y_nums[v], y_dens[v]
             fn, fd = rn * yd + yn * rd, rd * yd
             g = gcd(fn, fd) or 1
             y_tex = tex_operand(yn, yd)
@@ -374,28 +416,35 @@ class ModelView:
     def partials(self) -> list[str]:
         """df/dw_j as functions of the inputs (the chain-rule factors)."""
         prog = self.variant.program
-        f = self._f
-        out = []
-        for w, wt in zip(self.shape.params, self.params):
-            body = tex_combination([(*f(f"feature.{w}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
-            out.append(f"\\frac{{\\partial {self.tex}}}{{\\partial {wt}}} = {body}")
-        return out
+        plan = self._plan("partials", lambda: [
+            (f"\\frac{{\\partial {self.tex}}}{{\\partial {wt}}} = ",
+             [(self._col(f"feature.{w}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
+            for w, wt in zip(self.shape.params, self.params)])
+        v = self._v
+        return [head + tex_combination([(nums[v], dens[v], mono) for (nums, dens), mono in features])
+                for head, features in plan]
 
     @cached_property
     def gradient(self) -> list[str]:
         """dL/dw_j = c' sum_i r_i df/dw_j(x_i) = ... with the numbers written out (up to 4 points)."""
-        n = len(self.variant.points)
-        f = self._f
+        n = len(self.variant.batch.data)
+        written = n <= 4
+        plan = self._plan("gradient", lambda: (
+            [self._col(f"r.0.{i}") for i in range(1, n + 1)] if written else [],
+            [(f"\\frac{{\\partial L}}{{\\partial {wt}}} = ", self._col(f"grad.{w}"),
+              [self._col(f"J.{i}.{w}") for i in range(1, n + 1)] if written else [])
+             for w, wt in zip(self.shape.params, self.params)]))
+        v = self._v
         cprime = self.variant.cprime
-        residuals = [tex_operand(*f(f"r.0.{i}")) for i in range(1, n + 1)] if n <= 4 else []
+        residual_columns, rows = plan
+        residuals = [tex_operand(nums[v], dens[v]) for nums, dens in residual_columns]
+        factor = "" if cprime == "1" else f"{cprime} \\cdot "
         out = []
-        for w, wt in zip(self.shape.params, self.params):
-            head = f"\\frac{{\\partial L}}{{\\partial {wt}}} = "
-            value = tex_rational(*f(f"grad.{w}"))
+        for head, (g_nums, g_dens), jacobian in rows:
+            value = tex_rational(g_nums[v], g_dens[v])
             if residuals:
-                terms = [f"{r} \\cdot {tex_operand(*f(f'J.{i}.{w}'))}" for i, r in enumerate(residuals, 1)]
+                terms = [f"{r} \\cdot {tex_operand(nums[v], dens[v])}" for r, (nums, dens) in zip(residuals, jacobian)]
                 inner = terms[0] if n == 1 else "\\left(" + " + ".join(terms) + "\\right)"
-                factor = "" if cprime == "1" else f"{cprime} \\cdot "
                 out.append(f"{head}{factor}{inner} = {value}")
             else:
                 out.append(head + value)
@@ -405,9 +454,11 @@ class ModelView:
     def updates(self) -> list[str]:
         """w_j <- w_j - lr dL/dw_j = ... for the first step."""
         lr = self.variant.lr
-        f = self._f
-        return [f"{wt} \\leftarrow {tex_rational(*f(f'{w}.0'))} - {lr} \\cdot {tex_operand(*f(f'grad.{w}'))} = "
-                f"{tex_rational(*f(f'{w}.1'))}" for w, wt in zip(self.shape.params, self.params)]
+        plan = self._plan("updates", lambda: [(f"{wt} \\leftarrow ", self._col(f"{w}.0"), self._col(f"grad.{w}"),
+                                               self._col(f"{w}.1")) for w, wt in zip(self.shape.params, self.params)])
+        v = self._v
+        return [f"{head}{tex_rational(n0[v], d0[v])} - {lr} \\cdot {tex_operand(ng[v], dg[v])} = "
+                f"{tex_rational(n1[v], d1[v])}" for head, (n0, d0), (ng, dg), (n1, d1) in plan]
 
     @cached_property
     def work(self) -> str:
@@ -421,12 +472,18 @@ class ModelView:
 
     def matrix(self, key: str, rows, cols) -> str:
         """A pmatrix of answers ``{name}.{key}.{row}.{col}``."""
-        body = r" \\ ".join(" & ".join(tex_rational(*self._f(f"{key}.{r}.{c}")) for c in cols) for r in rows)
+        rows, cols = tuple(rows), tuple(cols)
+        plan = self._plan(("matrix", key, rows, cols),
+                          lambda: [[self._col(f"{key}.{r}.{c}") for c in cols] for r in rows])
+        v = self._v
+        body = r" \\ ".join([" & ".join([tex_rational(nums[v], dens[v]) for nums, dens in row]) for row in plan])
         return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
 
     def vector(self, key: str) -> str:
         """A column of answers ``{name}.{key}.{w}`` over the parameters (grad, newton_move, v, ...)."""
-        body = r" \\ ".join(tex_rational(*self._f(f"{key}.{w}")) for w in self.shape.params)
+        plan = self._plan(("vector", key), lambda: [self._col(f"{key}.{w}") for w in self.shape.params])
+        v = self._v
+        body = r" \\ ".join([tex_rational(nums[v], dens[v]) for nums, dens in plan])
         return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
 
     @cached_property
