@@ -209,6 +209,28 @@ def test_write_output_refuses_to_overwrite_and_replaces_with_force(tmp_path):
     assert (target / "notes.txt").exists()
 
 
+def test_threaded_writing_and_removal(tmp_path):
+    from symreparam.generate import _remove_all, _write_all
+
+    files = {f"key-{i}.tex": f"body {i}".encode() * (i % 7) for i in range(300)}  # empty files too
+    folder = tmp_path / "out"
+    folder.mkdir()
+    _write_all(folder, files)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    # a file that exists already, among those the threads write, is an error, not a silent overwrite
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "key-250.tex").write_text("mine")
+    with pytest.raises(FileExistsError):
+        _write_all(again, files)
+    assert (again / "key-250.tex").read_text() == "mine"
+    # removal takes the files in threads and whatever else is there after them
+    (folder / "later").mkdir()
+    (folder / "later" / "x").write_text("x")
+    _remove_all(folder)
+    assert not folder.exists()
+
+
 def test_output_never_replaces_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for where in (".", "..", str(tmp_path)):
