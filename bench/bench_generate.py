@@ -5,6 +5,10 @@ Both sides are timed as whole commands, interleaved in one run, at two sizes, so
 
     per-variant cost = (time for N variants - time for 1 variant) / (N - 1)
 
+The two sizes of one command run back to back in every round, and the per-variant cost is the median
+over rounds of that round's difference: the machine's speed drifts from minute to minute, and a
+difference of two neighbouring runs cancels most of the drift that a difference of two medians keeps.
+
 Target: symreparam at least 50x faster per variant than the naive script, which re-derives every
 variant with SymPy (diff, subs, expand, eigenvalues, latex) and renders one template
 (bench/naive_generate.py). The target is judged on wall-clock time, what a user waits for: the naive
@@ -52,22 +56,26 @@ def main() -> int:
             "naive script, 1 variant": [PYTHON, naive, "1", f"{tmp}/naive-1"],
         }
         cpu: dict[str, list[float]] = {}
-        times = {k: statistics.median(v) for k, v in time_commands(commands, args.rounds, cpu=cpu).items()}
-        cpu_times = {k: statistics.median(v) for k, v in cpu.items()}
+        runs = time_commands(commands, args.rounds, cpu=cpu)
     ok = True
-    for label, measured in (("CPU time (user + system)", cpu_times), ("wall-clock time", times)):
-        ours_n = measured[f"symreparam generate, {args.variants} variants"]
-        ours_1 = measured["symreparam generate, 1 variant"]
-        naive_n, naive_1 = measured[f"naive script, {args.naive} variants"], measured["naive script, 1 variant"]
-        ours_each = (ours_n - ours_1) / (args.variants - 1)
-        naive_each = (naive_n - naive_1) / (args.naive - 1)
+    for label, measured in (("CPU time (user + system)", cpu), ("wall-clock time", runs)):
+        ours_big = measured[f"symreparam generate, {args.variants} variants"]
+        ours_one = measured["symreparam generate, 1 variant"]
+        naive_big, naive_one = measured[f"naive script, {args.naive} variants"], measured["naive script, 1 variant"]
+        ours = [(big - one) / (args.variants - 1) for big, one in zip(ours_big, ours_one)]
+        naive = [(big - one) / (args.naive - 1) for big, one in zip(naive_big, naive_one)]
+        ours_each, naive_each = statistics.median(ours), statistics.median(naive)
         ratio = naive_each / ours_each
+        rounds = sorted(n / o for n, o in zip(naive, ours))
         print(f"\n{label}, medians of {args.rounds}:")
-        for name, value in measured.items():
-            print(f"  {name:40s} {value:8.3f} s")
-        print(f"  per variant: symreparam {1000 * ours_each:.3f} ms, naive {1000 * naive_each:.2f} ms")
+        for name, values in measured.items():
+            print(f"  {name:40s} {statistics.median(values):8.3f} s")
+        print(f"  per variant (median of the rounds' differences): symreparam {1000 * ours_each:.3f} ms, "
+              f"naive {1000 * naive_each:.2f} ms")
         verdict = f" (target >= 50x: {'met' if ratio >= 50 else 'MISSED'})" if label.startswith("wall") else ""
-        print(f"  per-variant ratio: {ratio:.0f}x faster{verdict}")
+        print(f"  per-variant ratio: {ratio:.0f}x faster{verdict}; "
+              f"single rounds from {rounds[0]:.0f}x to {rounds[-1]:.0f}x")
+        ours_n, naive_1 = statistics.median(ours_big), statistics.median(naive_one)
         whole = (naive_each * args.variants + naive_1) / ours_n
         print(f"  whole command for {args.variants} variants, start-up included: {ours_n:.2f} s vs about "
               f"{naive_each * args.variants + naive_1:.1f} s for the naive script ({whole:.0f}x)")

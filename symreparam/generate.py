@@ -33,7 +33,8 @@ from symreparam import __version__
 from symreparam.errors import SymreparamError
 from symreparam.family import Family, FamilyError
 from symreparam.printing import tex_escape, text_rational
-from symreparam.program import Batch, Program, applicable, derive_program, evaluate_program, undefined, verify_batch
+from symreparam.program import (Batch, Program, applicable, derive_program, evaluate_program, join_batches, undefined,
+                                verify_batch)
 from symreparam.verify import TOLERANCE
 
 FORMATS = ("tex", "pdf", "md", "json", "moodle")
@@ -203,8 +204,9 @@ def _values(batch: Batch, key: str):
     return batch.points.nums[key], batch.points.dens[key]
 
 
-def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarray]:
-    """Per variant: None if it may be set, else why not; and the float64 discrepancy of each."""
+def _validity(family: Family, batch: Batch) -> list[str | None]:
+    """Per variant: None if it meets the family's constraints, else why not (the float64 check follows
+    in :func:`_float_errors`, once every slot has a variant)."""
     c = family.constraints
     reasons: list[str | None] = [None] * batch.size
     bad_undefined = undefined(batch)
@@ -237,12 +239,27 @@ def _validity(family: Family, batch: Batch) -> tuple[list[str | None], np.ndarra
             big = (np.abs(num) >= limit) | (den > c.max_denominator)
         fail(big, f"{key} is not a nice number")
     _no_ambiguous_keys(family, batch, fail)
-    ok = np.array([r is None for r in reasons])
-    errors = np.full(batch.size, np.inf)
-    if np.any(ok):
-        errors[ok] = verify_batch(batch)[ok]
-        fail(ok & ~(errors <= TOLERANCE), "the float64 check disagrees")
-    return reasons, errors
+    return reasons
+
+
+def _float_errors(chosen: Mapping[int, tuple[int, Batch, int]]) -> dict[int, float]:
+    """The float64 discrepancy of every chosen variant (slot -> (attempt, batch, position)).
+
+    The variants of every round are checked together, in one vectorised pass per program: a pass
+    costs milliseconds whatever its size, and each variant's figures do not depend on its batch."""
+    by_program: dict[int, dict[int, tuple[Batch, list[int], list[int]]]] = {}
+    for index, (_, batch, position) in chosen.items():
+        batch_id = id(batch)
+        parts = by_program.setdefault(id(batch.program), {})
+        _, positions, indices = parts.setdefault(batch_id, (batch, [], []))
+        positions.append(position)
+        indices.append(index)
+    errors: dict[int, float] = {}
+    for parts in by_program.values():
+        found = verify_batch(join_batches([(batch, positions) for batch, positions, _ in parts.values()]))
+        order = [index for _, _, indices in parts.values() for index in indices]
+        errors.update(zip(order, found.tolist()))
+    return errors
 
 
 def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
@@ -277,10 +294,12 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
         known = ", ".join(sorted(family.fixed)) or "none"
         raise FamilyError("--fixed", f"{family.name} has no fixed variant {request.fixed!r}; it has: {known}")
     slots = _slots(request)
+    slot_of = {slot[0]: slot for slot in slots}
     programs: dict[tuple, Program] = {}
     tried = {index: 0 for index, _, _ in slots}
     pending = list(slots)
     accepted: dict[int, Accepted] = {}
+    chosen: dict[int, tuple[int, Batch, int]] = {}  # slot -> (attempt, batch, position), not yet checked in float64
     failures: Counter[str] = Counter()
     # only the number of steps changes the shape of a derivation; a drawn loss is a symbol
     categorical = [d.name for d in family.draws if d.categorical and d.name != "loss"]
@@ -301,33 +320,47 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
         groups: dict[tuple, list[int]] = {}
         for i, (_, _, values) in enumerate(candidates):
             groups.setdefault(tuple(values[name] for name in categorical), []).append(i)
-        found: dict[int, tuple[int, Accepted]] = {}
+        found: dict[int, tuple[int, Batch, int]] = {}
         for choice, members in groups.items():
             if choice not in programs:
                 program = derive_program(family, dict(zip(categorical, choice)))
                 _check_keys(family, program)
                 programs[choice] = program
             batch = evaluate_program(programs[choice], [candidates[i][2] for i in members])
-            reasons, errors = _validity(family, batch)
-            for pos, (i, why) in enumerate(zip(members, reasons)):
-                (index, ident, name), attempt, _ = candidates[i]
+            for pos, (i, why) in enumerate(zip(members, _validity(family, batch))):
+                (index, _, _), attempt, _ = candidates[i]
                 if why is None:
                     if index not in found or attempt < found[index][0]:
-                        found[index] = (attempt, Accepted(index, ident, name, attempt, batch, pos, float(errors[pos])))
+                        found[index] = (attempt, batch, pos)
                 else:
-                    failures[why] += 1
-                    if request.fixed is not None:
-                        raise FamilyError("--fixed", f"the fixed variant {request.fixed!r} is not valid: {why}")
-        for index, (_, chosen) in found.items():
-            accepted[index] = chosen
+                    _failed(request, failures, why)
+        chosen.update(found)
         pending = [slot for slot in pending if slot[0] not in found]
         # Enough attempts per slot that most slots succeed next round, not so many that a lenient
         # family evaluates several times the draws it needs: from this round's rate of valid draws.
         rate = len(found) / max(len(candidates), 1)
         width = 8 if rate <= 0 else min(8, max(1, math.ceil(math.log(0.05) / math.log(max(1e-9, 1 - rate)))))
+        if not pending:
+            for index, error in _float_errors(chosen).items():
+                attempt, batch, pos = chosen.pop(index)
+                _, ident, name = slot_of[index]
+                if error <= TOLERANCE:
+                    accepted[index] = Accepted(index, ident, name, attempt, batch, pos, error)
+                else:  # the slot draws again from the attempt after this one, as if it had failed in its round
+                    _failed(request, failures, "the float64 check disagrees")
+                    tried[index] = attempt
+                    pending.append(slot_of[index])
+            pending.sort()
         if progress:
-            progress("solving", len(accepted), len(slots))
+            progress("solving", len(accepted) + len(chosen), len(slots))
     return tuple(accepted[index] for index, _, _ in slots)
+
+
+def _failed(request: Request, failures: Counter[str], why: str) -> None:
+    """Count a rejected draw; a fixed variant has no other draw to take, so it is refused."""
+    failures[why] += 1
+    if request.fixed is not None:
+        raise FamilyError("--fixed", f"the fixed variant {request.fixed!r} is not valid: {why}")
 
 
 class _Templates:
@@ -555,7 +588,7 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
 # cores: no gain in time at 300 or 600 variants, 10-20% more CPU), so smaller runs stay in one process
 # unless SYMREPARAM_WORKERS asks otherwise.
 PARALLEL_MIN = 1000
-CHUNK = 50  # variants taken at a time from the shared counter
+CHUNK = 25  # variants taken at a time from the shared counter (the last one leaves the other process idle)
 _WORK: tuple | None = None  # what forked workers render from: inherited, never pickled
 
 

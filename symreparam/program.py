@@ -241,6 +241,16 @@ class Batch:
         return nums[v], dens[v]
 
     @cached_property
+    def losses(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """The loss conventions (drawn, or the family's) that occur in the batch, and per variant the
+        position of its own among them."""
+        fixed = self.program.problem.loss.value
+        names = [drawn.get("loss", fixed) for drawn in self.drawn]
+        distinct = tuple(sorted(set(names)))
+        position = {name: i for i, name in enumerate(distinct)}
+        return distinct, np.array([position[name] for name in names], dtype=np.intp)
+
+    @cached_property
     def columns(self) -> dict[str, tuple[list[int], list[int]]]:
         """Every answer and drawn number as Python-int lists, for fast per-variant lookups."""
         out = {key: (v.num.tolist(), v.den.tolist()) for key, v in self.values.items()}
@@ -254,6 +264,39 @@ class Batch:
             for j, value in enumerate(row):
                 out[f"query.{i}.{j}"] = (value.num.tolist(), value.den.tolist())
         return out
+
+
+def join_batches(parts: Sequence[tuple[Batch, Sequence[int]]]) -> Batch:
+    """One batch of the given variants of batches of one program, in the order given.
+
+    Variants drawn in different rounds are checked in float64 in one vectorised pass: a pass costs
+    some milliseconds whatever its size, and every variant's figures are the same in any batch."""
+    first, positions = parts[0]
+    if len(parts) == 1 and list(positions) == list(range(first.size)):
+        return first
+    index = [np.asarray(list(p), dtype=np.intp) for _, p in parts]
+
+    def join(values: Sequence[Values]) -> Values:
+        return Values(np.concatenate([v.num[i] for v, i in zip(values, index)]),
+                      np.concatenate([v.den[i] for v, i in zip(values, index)]))
+
+    batches = [b for b, _ in parts]
+    if any(b.program is not first.program for b in batches):
+        raise ValueError("join_batches: batches of different programs")
+    pts = exactvec.Points(
+        {name: np.concatenate([b.points.nums[name][i] for b, i in zip(batches, index)]) for name in first.points.nums},
+        {name: np.concatenate([b.points.dens[name][i] for b, i in zip(batches, index)]) for name in first.points.dens},
+        sum(len(i) for i in index))
+    return Batch(
+        program=first.program,
+        drawn=tuple(b.drawn[v] for b, i in zip(batches, index) for v in i.tolist()),
+        points=pts,
+        values={key: join([b.values[key] for b in batches]) for key in first.values},
+        data=tuple(tuple(join([b.data[r][c] for b in batches]) for c in range(len(row))) for r, row in enumerate(first.data)),
+        queries=tuple(tuple(join([b.queries[r][c] for b in batches]) for c in range(len(row)))
+                      for r, row in enumerate(first.queries)),
+        lr=join([b.lr for b in batches]),
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -288,18 +331,11 @@ def evaluate_program(program: Program, drawn: Sequence[Mapping[str, str]]) -> Ba
     return Batch(program, tuple(drawn), pts, values, data, queries, next(found))
 
 
-def variant_losses(batch: Batch) -> list[str]:
-    """The loss convention of every variant of a batch (drawn, or the family's)."""
-    fixed = batch.program.problem.loss.value
-    return [drawn.get("loss", fixed) for drawn in batch.drawn]
-
-
 def applicable(batch: Batch, mistake) -> np.ndarray:
     """Per variant, whether a typical mistake can happen with that variant's loss convention."""
     n = batch.program.problem.data.size
-    losses = variant_losses(batch)
-    by_loss = {loss: mistake.applies(loss, n) for loss in set(losses)}
-    return np.array([by_loss[loss] for loss in losses], dtype=bool)
+    distinct, which = batch.losses
+    return np.array([mistake.applies(loss, n) for loss in distinct], dtype=bool)[which]
 
 
 def undefined(batch: Batch) -> np.ndarray:

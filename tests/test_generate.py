@@ -209,6 +209,53 @@ def test_write_output_refuses_to_overwrite_and_replaces_with_force(tmp_path):
     assert (target / "notes.txt").exists()
 
 
+def _failing_float_check(monkeypatch, bad: dict) -> None:
+    """Make generate's float64 check reject the variant whose draws are ``bad``."""
+    import symreparam.generate as gen
+
+    real = gen.verify_batch
+
+    def check(batch):
+        errors = real(batch)
+        for v, drawn in enumerate(batch.drawn):
+            if drawn == bad:
+                errors[v] = 1.0
+        return errors
+
+    monkeypatch.setattr(gen, "verify_batch", check)
+
+
+def test_a_variant_failing_the_float64_check_is_redrawn_as_if_it_had_failed_in_its_round(monkeypatch):
+    from symreparam.generate import _validity
+    from symreparam.program import evaluate_program
+
+    fam = load("reparam-one-step")
+    request = Request(family=fam, variants=6, seed="9")
+    before = solve_variants(request)
+    target = before[2]
+    bad = target.batch.drawn[target.position]
+    assert [a.batch.drawn[a.position] for a in before].count(bad) == 1
+    _failing_float_check(monkeypatch, bad)
+    after = solve_variants(request)
+    unchanged = [0, 1, 3, 4, 5]
+    assert [after[i].batch.drawn[after[i].position] for i in unchanged] == \
+        [before[i].batch.drawn[before[i].position] for i in unchanged]
+    # the slot takes the first later attempt that meets the constraints, as one drawn in order would
+    program = target.batch.program
+    expected = next(k for k in range(target.attempts + 1, 200)
+                    if _validity(fam, evaluate_program(program, [fam.draw("9", target.ident, k)]))[0] is None)
+    assert after[2].attempts == expected
+    assert after[2].batch.drawn[after[2].position] == fam.draw("9", target.ident, expected)
+    assert after[2].max_rel_error < 1e-9
+
+
+def test_a_fixed_variant_failing_the_float64_check_is_refused(monkeypatch):
+    fam = load("reparam-one-step")
+    _failing_float_check(monkeypatch, dict(fam.fixed["reference"]))
+    with pytest.raises(SymreparamError, match="fixed variant 'reference' is not valid: the float64 check disagrees"):
+        solve_variants(Request(family=fam, fixed="reference"))
+
+
 def test_threaded_writing_and_removal(tmp_path):
     from symreparam.generate import _remove_all, _write_all
 
