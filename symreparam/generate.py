@@ -588,7 +588,7 @@ def _render_one(request: Request, a: Accepted, slug: str, tex, md) -> _Rendered:
 # cores: no gain in time at 300 or 600 variants, 10-20% more CPU), so smaller runs stay in one process
 # unless SYMREPARAM_WORKERS asks otherwise.
 PARALLEL_MIN = 1000
-CHUNK = 25  # variants taken at a time from the shared counter (the last one leaves the other process idle)
+CHUNK = 25  # variants taken at a time from the shared counter (whoever takes the last keeps the others waiting)
 _WORK: tuple | None = None  # what forked workers render from: inherited, never pickled
 
 

@@ -292,7 +292,8 @@ def join_batches(parts: Sequence[tuple[Batch, Sequence[int]]]) -> Batch:
         drawn=tuple(b.drawn[v] for b, i in zip(batches, index) for v in i.tolist()),
         points=pts,
         values={key: join([b.values[key] for b in batches]) for key in first.values},
-        data=tuple(tuple(join([b.data[r][c] for b in batches]) for c in range(len(row))) for r, row in enumerate(first.data)),
+        data=tuple(tuple(join([b.data[r][c] for b in batches]) for c in range(len(row)))
+                   for r, row in enumerate(first.data)),
         queries=tuple(tuple(join([b.queries[r][c] for b in batches]) for c in range(len(row)))
                       for r, row in enumerate(first.queries)),
         lr=join([b.lr for b in batches]),

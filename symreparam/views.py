@@ -162,7 +162,8 @@ class VariantView:
         key = ("F", model, which)
         if key not in plans:
             prog = self.program
-            plans[key] = [(self.column(f"{model}.{which}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)]
+            plans[key] = [(self.column(f"{model}.{which}.{k}"), mono)
+                          for k, mono in zip(prog.basis_ids, prog.basis_tex)]
         return plans[key]
 
     def K(self, model: str, i: int) -> str:
