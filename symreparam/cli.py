@@ -311,6 +311,7 @@ def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates
     """
     from symreparam import family as families
     from symreparam import generate as gen
+    from symreparam.folders import check_target
 
     formats = gen.parse_formats(fmt)
     _refuse_ignored(variants=variants, roster=roster, fixed=fixed, seed=seed, templates=templates, formats=formats)
@@ -325,7 +326,7 @@ def generate(family_name, variants, seed, out_dir, fmt, roster, fixed, templates
         templates=templates,
     )
     out_dir = out_dir if out_dir is not None else Path(f"{fam.name}-seed{_slug_seed(seed)}")
-    gen.check_target(out_dir, force)
+    check_target(out_dir, force)
     show = not quiet and sys.stderr.isatty()
     bar = _Progress() if show else None
     try:

@@ -4,8 +4,8 @@ The pipeline per run: load the family; derive it once per choice of its categori
 (:mod:`symreparam.program`); draw all variants; evaluate every answer of every variant at once; reject
 and redraw (bounded) the variants that divide by zero, break a constraint or fail the float64 check;
 render sheets, keys, booklets and JSON from templates; compile PDFs if asked; hand everything back as
-bytes with a manifest. Writing to disk is :func:`write_output`'s job, atomically and without
-overwriting unless told to.
+bytes with a manifest. Writing to disk is :func:`write_output`'s job (:mod:`symreparam.folders`),
+atomically and without overwriting unless told to.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import shutil
 import math
 import tempfile
 import weakref
@@ -32,7 +31,8 @@ import numpy as np
 from symreparam import __version__
 from symreparam.errors import SymreparamError
 from symreparam.family import Family, FamilyError
-from symreparam.printing import tex_escape, text_rational
+from symreparam.folders import write_folder
+from symreparam.printing import tex_escape
 from symreparam.program import (Batch, Program, applicable, derive_program, evaluate_program, join_batches, undefined,
                                 verify_batch)
 from symreparam.verify import TOLERANCE
@@ -247,18 +247,18 @@ def _float_errors(chosen: Mapping[int, tuple[int, Batch, int]]) -> dict[int, flo
 
     The variants of every round are checked together, in one vectorised pass per program: a pass
     costs milliseconds whatever its size, and each variant's figures do not depend on its batch."""
-    by_program: dict[int, dict[int, tuple[Batch, list[int], list[int]]]] = {}
+    positions: dict[Batch, list[int]] = {}  # batches compare by identity
+    slots: dict[Batch, list[int]] = {}
     for index, (_, batch, position) in chosen.items():
-        batch_id = id(batch)
-        parts = by_program.setdefault(id(batch.program), {})
-        _, positions, indices = parts.setdefault(batch_id, (batch, [], []))
-        positions.append(position)
-        indices.append(index)
+        positions.setdefault(batch, []).append(position)
+        slots.setdefault(batch, []).append(index)
+    by_program: dict[int, list[Batch]] = {}
+    for batch in positions:
+        by_program.setdefault(id(batch.program), []).append(batch)
     errors: dict[int, float] = {}
-    for parts in by_program.values():
-        found = verify_batch(join_batches([(batch, positions) for batch, positions, _ in parts.values()]))
-        order = [index for _, _, indices in parts.values() for index in indices]
-        errors.update(zip(order, found.tolist()))
+    for batches in by_program.values():
+        found = verify_batch(join_batches([(batch, positions[batch]) for batch in batches]))
+        errors.update(zip([index for batch in batches for index in slots[batch]], found.tolist()))
     return errors
 
 
@@ -301,6 +301,8 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
     accepted: dict[int, Accepted] = {}
     chosen: dict[int, tuple[int, Batch, int]] = {}  # slot -> (attempt, batch, position), not yet checked in float64
     failures: Counter[str] = Counter()
+    counted = {index: 0 for index, _, _ in slots}  # the last attempt whose failure is in ``failures``
+    shown = 0  # slots reported done
     # only the number of steps changes the shape of a derivation; a drawn loss is a symbol
     categorical = [d.name for d in family.draws if d.categorical and d.name != "loss"]
     width = 1
@@ -332,7 +334,8 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
                 if why is None:
                     if index not in found or attempt < found[index][0]:
                         found[index] = (attempt, batch, pos)
-                else:
+                elif attempt > counted[index]:  # an attempt drawn again after a float64 failure counts once
+                    counted[index] = attempt
                     _failed(request, failures, why)
         chosen.update(found)
         pending = [slot for slot in pending if slot[0] not in found]
@@ -352,7 +355,8 @@ def solve_variants(request: Request, progress: Progress | None = None) -> tuple[
                     pending.append(slot_of[index])
             pending.sort()
         if progress:
-            progress("solving", len(accepted) + len(chosen), len(slots))
+            shown = max(shown, len(accepted) + len(chosen))
+            progress("solving", shown, len(slots))
     return tuple(accepted[index] for index, _, _ in slots)
 
 
@@ -502,12 +506,17 @@ def _answers(accepted: Accepted) -> tuple[str, str, dict[str, str]]:
     both as JSON objects; and the text of any asked answer by key."""
     v = accepted.position
     tables = _tables(accepted.batch)
-    # exact text that SymPy reads back (printing.text_rational, inlined: well over 100 values per variant)
     template, cells = tables.answers_json
-    answers = template % tuple([str(n[v]) if d is None or d[v] == 1 else f"{n[v]}/{d[v]}" for n, d in cells])
+    answers = template % _texts(cells, v)
     template, cells = tables.mistake_patterns[tables.pattern_of[v]]
-    mistakes = template % tuple([str(n[v]) if d is None or d[v] == 1 else f"{n[v]}/{d[v]}" for n, d in cells])
-    return answers, mistakes, {key: text_rational(n[v], 1 if d is None else d[v]) for key, (n, d) in tables.asked}
+    mistakes = template % _texts(cells, v)
+    return answers, mistakes, dict(zip([key for key, _ in tables.asked], _texts([c for _, c in tables.asked], v)))
+
+
+def _texts(cells: Sequence[_Cell], v: int) -> tuple[str, ...]:
+    """Variant ``v``'s values of ``cells`` as exact text that SymPy reads back (``12/5``, ``-3``)."""
+    # printing.text_rational, inlined: well over 100 values per variant
+    return tuple([str(n[v]) if d is None or d[v] == 1 else f"{n[v]}/{d[v]}" for n, d in cells])
 
 
 def render_variant(request: Request, accepted: Accepted, tex=None, md=None, moodle: bool = False) -> dict[str, str]:
@@ -843,176 +852,6 @@ def _compile_all(documents: Mapping[str, str], progress: Progress | None) -> dic
     return out
 
 
-def _write_all(folder: Path, files: Mapping[str, bytes]) -> None:
-    """Write many small files into a new folder, in a few threads.
-
-    Creating a file costs ~10 us on tmpfs but can take ~300 us on a virtual or network disk. Threads
-    overlap those system calls (they release the GIL): on tmpfs 4 threads write 3000 files in about
-    two thirds of the time one takes. The first files are written in turn and timed; if they were
-    slow, the rest is shared among more threads.
-    """
-    import time
-
-    base = os.fspath(folder) + os.sep
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-    def write(chunk) -> None:
-        # plain os calls on str paths: half the cost of Path.write_bytes per file
-        for rel, content in chunk:
-            fd = os.open(base + rel, flags, 0o666)
-            try:
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-
-    items = list(files.items())
-    probe = min(len(items), 64)
-    start = time.perf_counter()
-    write(items[:probe])
-    slow = probe and (time.perf_counter() - start) / probe > 60e-6
-    _in_threads(write, items[probe:], 8 if slow else 4)
-
-
-def _remove_all(folder: Path) -> None:
-    """Delete an earlier output folder (thousands of files) as :func:`_write_all` writes one, in threads;
-    whatever is left after that (a folder someone added since) goes with ``shutil.rmtree``."""
-    try:
-        with os.scandir(folder) as entries:
-            names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        names, fd = [], None
-    if fd is not None:
-        def unlink(chunk) -> None:
-            for name in chunk:
-                os.unlink(name, dir_fd=fd)
-
-        try:
-            _in_threads(unlink, names, 4)
-        except OSError:
-            pass  # rmtree below tries again and ignores what it cannot delete
-        finally:
-            os.close(fd)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _in_threads(work: Callable[[list], None], items: list, workers: int) -> None:
-    """``work`` on ``workers`` interleaved shares of ``items`` in threads (in this thread when they are
-    few); the first OSError of any share is raised once all are done."""
-    import threading
-
-    if len(items) < 16 * workers:
-        work(items)
-        return
-    errors: list[OSError] = []
-
-    def guarded(chunk) -> None:
-        try:
-            work(chunk)
-        except OSError as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(items[i::workers],)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
-def check_target(out_dir: Path, force: bool = False) -> None:
-    """Refuse an output folder that cannot be written, or that holds files, unless ``force``.
-
-    Called before any work (so a long run does not end in a refusal) and again just before writing.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.is_symlink():
-        raise SymreparamError("--out", f"{out_dir} is a symbolic link; give the folder it points to, or a new name")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SymreparamError("--out", f"{out_dir} exists and is not a folder")
-    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
-        # the output replaces the whole folder: never the one we stand in, or one above it
-        raise SymreparamError("--out", f"{str(out_dir)!r} is the current folder or one above it; name a new "
-                              "folder for the output, e.g. --out week5")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not force:
-            raise SymreparamError("--out", f"{out_dir} already exists and is not empty; pass --force to replace it")
-        stranger = _not_ours(out_dir)
-        if stranger is not None:
-            raise SymreparamError("--out", f"{out_dir} is not an earlier symreparam output ({stranger}), and --force "
-                                  "replaces only those; choose another --out")
-    for ancestor in out_dir.resolve().parents:
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise SymreparamError("--out", f"{ancestor} is a file, so {out_dir} cannot be made there")
-            break
-
-
-# every name generate writes: booklets, per-variant files, the manifest
-_OUR_FILES = re.compile(r"manifest\.json|quiz\.xml|(sheets|keys)\.(tex|pdf|md)"
-                        r"|(sheet|key)-[A-Za-z0-9._-]{1,64}\.(tex|pdf|md)|variant-[A-Za-z0-9._-]{1,64}\.json")
-
-
-def _not_ours(folder: Path) -> str | None:
-    """Why ``folder`` is not a folder generate wrote (a file it never writes, or no manifest of ours), or None."""
-    manifest = folder / "manifest.json"
-    if manifest.is_symlink() or not manifest.is_file():
-        return "it has no manifest.json"
-    try:
-        with open(manifest, "rb") as handle:
-            head = handle.read(65536)  # the run's description comes before the (long) list of variants
-    except OSError as exc:
-        return f"its manifest.json cannot be read: {exc.strerror or exc}"
-    if not head.startswith(b"{") or b'"symreparam": "' not in head or b'"family_sha256": "' not in head:
-        return "its manifest.json is not one symreparam wrote"
-    try:
-        # scandir's entries know their type without a stat per file (thousands of files with --force)
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if not entry.is_file(follow_symlinks=False) or not _OUR_FILES.fullmatch(entry.name):
-                    return f"it holds {entry.name}, which generate never writes"
-    except OSError as exc:
-        return f"it cannot be listed: {exc.strerror or exc}"
-    return None
-
-
 def write_output(out_dir: Path, output: Output, force: bool = False) -> None:
-    """Write every file into ``out_dir`` at once: into a staging folder beside it, then a rename.
-
-    An existing non-empty ``out_dir`` is refused unless ``force``, and even then unless it is an
-    earlier output (see :func:`_not_ours`); it is replaced only after the new output is
-    completely written, and put back if the swap fails, so a failure or an interruption never leaves
-    half a set of files.
-    """
-    out_dir = Path(out_dir)
-    check_target(out_dir, force)
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SymreparamError("--out", f"cannot create {parent}: {exc.strerror or exc}") from None
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
-    except OSError as exc:
-        raise SymreparamError("--out", f"cannot write in {parent}: {exc.strerror}") from None
-    old = None
-    try:
-        _write_all(staging, output.files)
-        os.chmod(staging, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
-            os.rmdir(old)
-            os.replace(out_dir, old)
-        os.replace(staging, out_dir)
-    except BaseException as exc:  # an interruption too: leave the folder as it was
-        if old is not None and old.exists() and not out_dir.exists():
-            os.replace(old, out_dir)
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise SymreparamError("--out", f"cannot write {out_dir}: {exc.strerror or exc}") from None
-        raise
-    if old is not None:
-        _remove_all(old)
+    """Write a run's files into ``out_dir`` at once (see :func:`symreparam.folders.write_folder`)."""
+    write_folder(out_dir, output.files, force)

@@ -271,6 +271,8 @@ def join_batches(parts: Sequence[tuple[Batch, Sequence[int]]]) -> Batch:
 
     Variants drawn in different rounds are checked in float64 in one vectorised pass: a pass costs
     some milliseconds whatever its size, and every variant's figures are the same in any batch."""
+    if not parts:
+        raise ValueError("join_batches: no batch to join")
     first, positions = parts[0]
     if len(parts) == 1 and list(positions) == list(range(first.size)):
         return first

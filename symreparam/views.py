@@ -64,8 +64,20 @@ def _cprime(loss: str, n: int) -> str:
     return tex_rational(int(value.p), int(value.q))
 
 
-# Per batch and model: where each view's numbers live, found once per batch (see ModelView._plan).
+# Per batch: where the views' numbers live, found once per batch (see _plan).
 _PLANS: "weakref.WeakKeyDictionary[Batch, dict]" = weakref.WeakKeyDictionary()
+
+
+def _plan(batch: Batch, key: tuple, build):
+    """``build()``, made once per batch and ``key``: the columns a view reads, in the shape it walks
+    them. Every variant's view then only indexes lists, instead of formatting answer keys and looking
+    them up. Keys are the strings the answer keys are formatted from, so equal keys mean equal columns."""
+    plans = _PLANS.setdefault(batch, {})
+    try:
+        return plans[key]
+    except KeyError:
+        plan = plans[key] = build()
+        return plan
 
 
 def _decimal(n: int, d: int) -> str:
@@ -157,14 +169,10 @@ class VariantView:
         return tex_combination([(nums[v], dens[v], mono) for (nums, dens), mono in self._coefficients(model, which)])
 
     def _coefficients(self, model: str, which: str) -> list:
-        """[(column, basis monomial in LaTeX)] of a model's function ``which``, found once per batch."""
-        plans = _PLANS.setdefault(self.batch, {})
-        key = ("F", model, which)
-        if key not in plans:
-            prog = self.program
-            plans[key] = [(self.column(f"{model}.{which}.{k}"), mono)
-                          for k, mono in zip(prog.basis_ids, prog.basis_tex)]
-        return plans[key]
+        """[(column, basis monomial in LaTeX)] of a model's function ``which``."""
+        prog = self.program
+        return _plan(self.batch, ("function", str(model), str(which)), lambda: [
+            (self.column(f"{model}.{which}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
 
     def K(self, model: str, i: int) -> str:
         """The tangent kernel K(x, x_i) as a function of x."""
@@ -321,7 +329,6 @@ class ModelView:
         self.params = [_name_tex(w) for w in shape.params]
         self._v = variant.v
         self._prefix = shape.name + "."
-        self._plans = _PLANS.setdefault(variant.batch, {}).setdefault(shape.name, {})
         self.fn = Table(self.function)
         self.rhs = Table(lambda which: variant.F(self.name, which))
         self.plot = Table(lambda which: variant.plot(self.name, which))
@@ -330,14 +337,9 @@ class ModelView:
         nums, dens = self.variant.column(self._prefix + key)
         return nums[self._v], dens[self._v]
 
-    def _plan(self, what: str, build):
-        """``build()`` (columns, in the shape a view walks them) once per batch and model: every
-        variant's view then only indexes lists, instead of formatting keys and looking them up."""
-        try:
-            return self._plans[what]
-        except KeyError:
-            plan = self._plans[what] = build()
-            return plan
+    def _plan(self, *what, build):
+        """This model's :func:`_plan` called ``what``."""
+        return _plan(self.variant.batch, ("model", self.name, *what), build)
 
     def _col(self, key: str) -> tuple[list[int], list[int]]:
         return self.variant.column(self._prefix + key)
@@ -351,7 +353,7 @@ class ModelView:
     def definition(self) -> str:
         """f(x) = <expression> with the drawn constants in place, grouped by input term: (3 u - v) x + 2 u."""
         prog = self.variant.program
-        plan = self._plan("definition", lambda: [
+        plan = self._plan("definition", build=lambda: [
             (mono, [(self._col(f"feature.{w}.{k}"), wt) for w, wt in zip(self.shape.params, self.params)],
              self._col(f"offset.{k}")) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
         v = self._v
@@ -377,7 +379,7 @@ class ModelView:
 
     def _assignments(self, keys: str) -> str:
         """``w1 = ..., w2 = ...`` with the values of ``keys.format(w=...)`` for each parameter."""
-        plan = self._plan(keys, lambda: [(wt + " = ", self._col(keys.format(w=w)))
+        plan = self._plan("assignments", keys, build=lambda: [(wt + " = ", self._col(keys.format(w=w)))
                                          for w, wt in zip(self.shape.params, self.params)])
         v = self._v
         return ", ".join([lhs + tex_rational(nums[v], dens[v]) for lhs, (nums, dens) in plan])
@@ -402,8 +404,9 @@ class ModelView:
         out = []
         variant = self.variant
         v = self._v
-        plan = self._plan("residuals", lambda: [(self._col(f"r.0.{i}"), variant.column(f"data.{i}.{len(row) - 1}"))
-                                                for i, row in enumerate(variant.batch.data, 1)])
+        plan = self._plan("residuals", build=lambda: [
+            (self._col(f"r.0.{i}"), variant.column(f"data.{i}.{len(row) - 1}"))
+            for i, row in enumerate(variant.batch.data, 1)])
         for i, (row, ((r_nums, r_dens), (y_nums, y_dens))) in enumerate(zip(variant.points, plan), 1):
             rn, rd, yn, yd = r_nums[v], r_dens[v], y_nums[v], y_dens[v]
             fn, fd = rn * yd + yn * rd, rd * yd
@@ -417,7 +420,7 @@ class ModelView:
     def partials(self) -> list[str]:
         """df/dw_j as functions of the inputs (the chain-rule factors)."""
         prog = self.variant.program
-        plan = self._plan("partials", lambda: [
+        plan = self._plan("partials", build=lambda: [
             (f"\\frac{{\\partial {self.tex}}}{{\\partial {wt}}} = ",
              [(self._col(f"feature.{w}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
             for w, wt in zip(self.shape.params, self.params)])
@@ -430,7 +433,7 @@ class ModelView:
         """dL/dw_j = c' sum_i r_i df/dw_j(x_i) = ... with the numbers written out (up to 4 points)."""
         n = len(self.variant.batch.data)
         written = n <= 4
-        plan = self._plan("gradient", lambda: (
+        plan = self._plan("gradient", build=lambda: (
             [self._col(f"r.0.{i}") for i in range(1, n + 1)] if written else [],
             [(f"\\frac{{\\partial L}}{{\\partial {wt}}} = ", self._col(f"grad.{w}"),
               [self._col(f"J.{i}.{w}") for i in range(1, n + 1)] if written else [])
@@ -455,8 +458,9 @@ class ModelView:
     def updates(self) -> list[str]:
         """w_j <- w_j - lr dL/dw_j = ... for the first step."""
         lr = self.variant.lr
-        plan = self._plan("updates", lambda: [(f"{wt} \\leftarrow ", self._col(f"{w}.0"), self._col(f"grad.{w}"),
-                                               self._col(f"{w}.1")) for w, wt in zip(self.shape.params, self.params)])
+        plan = self._plan("updates", build=lambda: [
+            (f"{wt} \\leftarrow ", self._col(f"{w}.0"), self._col(f"grad.{w}"), self._col(f"{w}.1"))
+            for w, wt in zip(self.shape.params, self.params)])
         v = self._v
         return [f"{head}{tex_rational(n0[v], d0[v])} - {lr} \\cdot {tex_operand(ng[v], dg[v])} = "
                 f"{tex_rational(n1[v], d1[v])}" for head, (n0, d0), (ng, dg), (n1, d1) in plan]
@@ -473,16 +477,16 @@ class ModelView:
 
     def matrix(self, key: str, rows, cols) -> str:
         """A pmatrix of answers ``{name}.{key}.{row}.{col}``."""
-        rows, cols = tuple(rows), tuple(cols)
-        plan = self._plan(("matrix", key, rows, cols),
-                          lambda: [[self._col(f"{key}.{r}.{c}") for c in cols] for r in rows])
+        rows, cols = [str(r) for r in rows], [str(c) for c in cols]
+        plan = self._plan("matrix", str(key), tuple(rows), tuple(cols),
+                          build=lambda: [[self._col(f"{key}.{r}.{c}") for c in cols] for r in rows])
         v = self._v
         body = r" \\ ".join([" & ".join([tex_rational(nums[v], dens[v]) for nums, dens in row]) for row in plan])
         return r"\begin{pmatrix}" + body + r"\end{pmatrix}"
 
     def vector(self, key: str) -> str:
         """A column of answers ``{name}.{key}.{w}`` over the parameters (grad, newton_move, v, ...)."""
-        plan = self._plan(("vector", key), lambda: [self._col(f"{key}.{w}") for w in self.shape.params])
+        plan = self._plan("vector", str(key), build=lambda: [self._col(f"{key}.{w}") for w in self.shape.params])
         v = self._v
         body = r" \\ ".join([tex_rational(nums[v], dens[v]) for nums, dens in plan])
         return r"\begin{pmatrix}" + body + r"\end{pmatrix}"

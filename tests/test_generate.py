@@ -230,23 +230,26 @@ def test_a_variant_failing_the_float64_check_is_redrawn_as_if_it_had_failed_in_i
     from symreparam.program import evaluate_program
 
     fam = load("reparam-one-step")
-    request = Request(family=fam, variants=6, seed="9")
+    request = Request(family=fam, variants=80, seed="9")
     before = solve_variants(request)
-    target = before[2]
+    program = before[0].batch.program
+
+    def valid(ident: str, attempt: int) -> bool:
+        return _validity(fam, evaluate_program(program, [fam.draw("9", ident, attempt)]))[0] is None
+
+    # a slot whose second attempt was taken in a round that also drew its third, which is valid too:
+    # when the second fails the float64 check, the third is the slot's first valid attempt
+    slot, target = next((i, a) for i, a in enumerate(before) if a.attempts == 2 and valid(a.ident, 3))
     bad = target.batch.drawn[target.position]
     assert [a.batch.drawn[a.position] for a in before].count(bad) == 1
     _failing_float_check(monkeypatch, bad)
     after = solve_variants(request)
-    unchanged = [0, 1, 3, 4, 5]
-    assert [after[i].batch.drawn[after[i].position] for i in unchanged] == \
-        [before[i].batch.drawn[before[i].position] for i in unchanged]
-    # the slot takes the first later attempt that meets the constraints, as one drawn in order would
-    program = target.batch.program
-    expected = next(k for k in range(target.attempts + 1, 200)
-                    if _validity(fam, evaluate_program(program, [fam.draw("9", target.ident, k)]))[0] is None)
-    assert after[2].attempts == expected
-    assert after[2].batch.drawn[after[2].position] == fam.draw("9", target.ident, expected)
-    assert after[2].max_rel_error < 1e-9
+    assert after[slot].ident == target.ident and after[slot].attempts == 3
+    assert after[slot].batch.drawn[after[slot].position] == fam.draw("9", target.ident, 3)
+    assert after[slot].max_rel_error < 1e-9
+    others = [i for i in range(len(before)) if i != slot]
+    assert [after[i].batch.drawn[after[i].position] for i in others] == \
+        [before[i].batch.drawn[before[i].position] for i in others]
 
 
 def test_a_fixed_variant_failing_the_float64_check_is_refused(monkeypatch):
@@ -257,7 +260,7 @@ def test_a_fixed_variant_failing_the_float64_check_is_refused(monkeypatch):
 
 
 def test_threaded_writing_and_removal(tmp_path):
-    from symreparam.generate import _remove_all, _write_all
+    from symreparam.folders import _remove_all, _write_all
 
     files = {f"key-{i}.tex": f"body {i}".encode() * (i % 7) for i in range(300)}  # empty files too
     folder = tmp_path / "out"
@@ -271,11 +274,58 @@ def test_threaded_writing_and_removal(tmp_path):
     with pytest.raises(FileExistsError):
         _write_all(again, files)
     assert (again / "key-250.tex").read_text() == "mine"
+    # any other failure in a thread is raised too, once every thread has stopped
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with pytest.raises(TypeError):
+        _write_all(broken, {**files, "key-299.tex": "text, not bytes"})
     # removal takes the files in threads and whatever else is there after them
     (folder / "later").mkdir()
     (folder / "later" / "x").write_text("x")
     _remove_all(folder)
     assert not folder.exists()
+    _remove_all(folder)  # gone already: nothing to do, no error
+
+
+def test_removal_never_follows_a_link_put_in_place_of_the_old_output(tmp_path):
+    from symreparam.folders import _remove_all
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(200):
+        (real / f"key-{i}.tex").write_text("keep me")
+    link = tmp_path / "old"
+    link.symlink_to(real, target_is_directory=True)
+    _remove_all(link)
+    assert len(list(real.iterdir())) == 200
+
+
+def test_a_failed_write_leaves_the_earlier_output_in_place(tmp_path):
+    from symreparam.folders import write_folder
+
+    out = generate(Request(family=load("reparam-one-step"), variants=60, seed="1"))
+    target = tmp_path / "out"
+    write_output(target, out)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    with pytest.raises(TypeError):
+        write_folder(target, {**out.files, "key-60.tex": "text, not bytes"}, force=True)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+def test_an_output_folder_that_cannot_be_listed_is_not_replaced(tmp_path, monkeypatch):
+    import symreparam.folders as folders
+
+    out = generate(Request(family=load("reparam-one-step"), variants=2, seed="1"))
+    write_output(tmp_path / "out", out)
+
+    def unlistable(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(folders.os, "scandir", unlistable)
+    with pytest.raises(SymreparamError, match=r"not an earlier symreparam output \(it cannot be listed: "
+                                              r"Permission denied\)"):
+        write_output(tmp_path / "out", out, force=True)
 
 
 def test_output_never_replaces_the_current_folder(tmp_path, monkeypatch):
@@ -499,3 +549,58 @@ def test_latex_in_a_family_cannot_read_local_files(tmp_path):
                                    f'ask = "\\\\input{{{secret}}}"'))
     result = run("generate", str(path), "--format", "pdf", "--out", str(tmp_path / "o"), code=2)
     assert "pdflatex failed" in result.output and not (tmp_path / "o").exists()
+
+
+def test_joined_batches_give_each_variant_the_figures_of_its_own_batch():
+    import dataclasses
+
+    import numpy as np
+
+    from symreparam.exactvec import Values
+    from symreparam.program import derive_program, evaluate_program, join_batches, verify_batch
+
+    fam = load("stability")
+    program = derive_program(fam, {})
+    first = evaluate_program(program, [fam.draw("2", str(i), 1) for i in range(30)])
+    second = evaluate_program(program, [fam.draw("2", str(i), 2) for i in range(12)])
+    parts = [(second, [11, 0, 5]), (first, [29, 3, 4, 17]), (second, [7])]
+    joined = join_batches(parts)
+    assert joined.size == 8
+    assert list(joined.drawn) == [batch.drawn[v] for batch, positions in parts for v in positions]
+    for key, values in joined.values.items():
+        expected = [batch.values[key].fraction(v) for batch, positions in parts for v in positions]
+        assert [values.fraction(i) for i in range(joined.size)] == expected
+    # the float64 check of a variant does not depend on the batch it is checked in, to the last bit
+    expected = np.concatenate([verify_batch(batch)[positions] for batch, positions in parts])
+    assert np.array_equal(verify_batch(joined), expected)
+    # Python-integer columns (from variants too large for int64) join with int64 ones
+    key = sorted(first.values)[0]
+    wide = first.values[key]
+    wide = Values(wide.num.astype(object), wide.den.astype(object))
+    mixed = join_batches([(dataclasses.replace(first, values={**first.values, key: wide}), [1, 2]), (second, [3])])
+    assert mixed.values[key].num.dtype == object
+    assert [mixed.values[key].fraction(i) for i in range(3)] == \
+        [first.values[key].fraction(1), first.values[key].fraction(2), second.values[key].fraction(3)]
+    assert join_batches([(first, list(range(30)))]) is first
+    with pytest.raises(ValueError, match="no batch"):
+        join_batches([])
+    other = evaluate_program(derive_program(load("reparam-one-step"), {}), [load("reparam-one-step").draw("2", "1", 1)])
+    with pytest.raises(ValueError, match="different programs"):
+        join_batches([(first, [0]), (other, [0])])
+
+
+def test_mistakes_apply_per_variant_by_its_own_loss():
+    from symreparam.program import applicable, derive_program, evaluate_program
+
+    fam = load("reparam-one-step")
+    program = derive_program(fam, {})
+    batch = evaluate_program(program, [fam.draw("3", str(i), 1) for i in range(40)])
+    losses = [drawn["loss"] for drawn in batch.drawn]
+    assert len(set(losses)) > 1  # the family draws its loss: both conventions occur
+    n = program.problem.data.size
+    varies = 0
+    for mistake in program.mistakes:
+        expected = [mistake.applies(loss, n) for loss in losses]
+        assert applicable(batch, mistake).tolist() == expected
+        varies += len(set(expected)) > 1
+    assert varies  # some mistake can be made under one loss convention and not the other
