@@ -68,11 +68,11 @@ def _cprime(loss: str, n: int) -> str:
 _PLANS: "weakref.WeakKeyDictionary[Batch, dict]" = weakref.WeakKeyDictionary()
 
 
-def _plan(batch: Batch, key: tuple, build):
-    """``build()``, made once per batch and ``key``: the columns a view reads, in the shape it walks
-    them. Every variant's view then only indexes lists, instead of formatting answer keys and looking
-    them up. Keys are the strings the answer keys are formatted from, so equal keys mean equal columns."""
-    plans = _PLANS.setdefault(batch, {})
+def _plan(plans: dict, key: tuple, build):
+    """``build()``, made once per batch (``plans`` is the batch's entry in ``_PLANS``) and ``key``: the
+    columns a view reads, in the shape it walks them. Every variant's view then only indexes lists,
+    instead of formatting answer keys and looking them up. Keys are the strings the answer keys are
+    formatted from, so equal keys mean equal columns."""
     try:
         return plans[key]
     except KeyError:
@@ -110,6 +110,7 @@ class VariantView:
         self.program = batch.program
         self.meta = meta
         self.columns = batch.columns
+        self.plans = _PLANS.setdefault(batch, {})
         self.n = Table(self.N)
         self.p = Table(self.P)
         self.f = Table(lambda key: self.F(*key.split(".", 1)))
@@ -171,7 +172,7 @@ class VariantView:
     def _coefficients(self, model: str, which: str) -> list:
         """[(column, basis monomial in LaTeX)] of a model's function ``which``."""
         prog = self.program
-        return _plan(self.batch, ("function", str(model), str(which)), lambda: [
+        return _plan(self.plans, ("function", str(model), str(which)), lambda: [
             (self.column(f"{model}.{which}.{k}"), mono) for k, mono in zip(prog.basis_ids, prog.basis_tex)])
 
     def K(self, model: str, i: int) -> str:
@@ -339,7 +340,7 @@ class ModelView:
 
     def _plan(self, *what, build):
         """This model's :func:`_plan` called ``what``."""
-        return _plan(self.variant.batch, ("model", self.name, *what), build)
+        return _plan(self.variant.plans, ("model", self.name, *what), build)
 
     def _col(self, key: str) -> tuple[list[int], list[int]]:
         return self.variant.column(self._prefix + key)
