@@ -704,7 +704,7 @@ def _render_all(request: Request, accepted, slugs, tex, md, progress: Progress |
     if workers == 1:
         for count in range(2, len(accepted) + 1):
             out.append(_render_one(request, accepted[count - 1], slugs[count - 1], tex, md))
-            if progress and count % 50 == 0:
+            if progress and (count % 50 == 0 or count == len(accepted)):
                 progress("rendering", count, len(accepted))
         return out
     import multiprocessing

@@ -604,3 +604,45 @@ def test_mistakes_apply_per_variant_by_its_own_loss():
         assert applicable(batch, mistake).tolist() == expected
         varies += len(set(expected)) > 1
     assert varies  # some mistake can be made under one loss convention and not the other
+
+
+def _generate_with_stderr(tmp_path, terminal: bool, *extra: str) -> str:
+    """Run ``symreparam generate`` in a subprocess with stderr a terminal (a pty) or a pipe; its stderr."""
+    import pty
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "symreparam", "generate", "reparam-one-step", "-n", "120", "--seed", "3",
+               "--format", "json", "--out", str(tmp_path / f"o{len(list(tmp_path.iterdir()))}"), *extra]
+    if not terminal:
+        done = subprocess.run(command, capture_output=True, timeout=300)
+        assert done.returncode == 0
+        return done.stderr.decode()
+    main, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=secondary)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=300) == 0
+    finally:
+        os.close(main)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_shows_on_a_terminal_only_and_not_with_quiet(tmp_path):
+    summary = "wrote 121 files for 120 variants of reparam-one-step to"
+    shown = _generate_with_stderr(tmp_path, True)
+    assert "solving" in shown and summary in shown
+    assert "rendering  [####################################]  100%" in shown  # the bar ends full
+    assert "draws rejected and redrawn" in shown or "draw rejected and redrawn" in shown
+    piped = _generate_with_stderr(tmp_path, False)
+    assert piped.startswith(summary) and piped.count("\n") == 1  # the summary line alone
+    assert _generate_with_stderr(tmp_path, True, "--quiet") == ""
