@@ -228,11 +228,7 @@ def family_exercise(family, *, seed: str | None = None, ident: str | None = None
 def _family_mistakes(batch, position: int) -> list[str]:
     """The typical mistakes a generated variant lists (its manifest's ``mistakes``): those of its family
     that apply with its loss and give some defined answer."""
-    from symreparam.answers import mistake_key
-    from symreparam.program import applicable
-
-    return [m.id for m in batch.program.mistakes if applicable(batch, m)[position]
-            and any(batch.values[mistake_key(m.id, key)].den[position] != 0 for key in m.answers)]
+    return [m.id for m in batch.program.mistakes if any(batch.shown(m, key)[position] for key in m.answers)]
 
 
 def _plain(prompt: str) -> str:
@@ -443,6 +439,12 @@ _STEP_WORDS = {
 }
 
 
+def _param_key(key: str | None) -> tuple[str, str, str] | None:
+    """(model, parameter, step) of a parameter's answer key such as ``f2.w3.1``; None for any other key."""
+    parts = (key or "").split(".")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
+
+
 def _where(analysis: Analysis, mistake: Mistake, target: Target, correct, model: str | None
            ) -> tuple[str | None, str, str, str]:
     """The first quantity at which the mistaken path differs from the worked one."""
@@ -450,9 +452,9 @@ def _where(analysis: Analysis, mistake: Mistake, target: Target, correct, model:
     order = []
     names = [(d.model.name, [w.name for w in d.model.params]) for d in analysis.derivations]
     names.sort(key=lambda item: item[0] != model)  # the answer's own model first ...
-    parts = (target.key or "").split(".")
-    if len(parts) == 3 and parts[2].isdigit():  # ... and for a parameter, that parameter first
-        names = [(m, sorted(ws, key=lambda w: w != parts[1])) for m, ws in names]
+    param = _param_key(target.key)
+    if param is not None:  # ... and for a parameter, that parameter first
+        names = [(m, sorted(ws, key=lambda w: w != param[1])) for m, ws in names]
     if step in ("gradient", "chain rule"):
         order = [f"{m}.grad.{w}" for m, ws in names for w in ws]
     elif step == "update":
@@ -524,18 +526,17 @@ def _judge(analysis, correct, found, own, target: Target, text: str, value: sp.E
                              else (target.key.split(".")[1] if target.key else None))
     # The typical mistakes this answer is the answer of: exactly, or (for decimals) within the tolerance;
     # only the nearest explanations are given, so an answer is never blamed on a method it merely resembles.
+    wrongs = [(mistake, wrong) for mistake in found
+              if (wrong := _mistaken_value(analysis, mistake, target, ids, correct)) is not None]
     matching = []
-    for mistake in found:
-        wrong = _mistaken_value(analysis, mistake, target, ids, correct)
-        if wrong is None:
-            continue
+    for mistake, wrong in wrongs:
         if _equal(value, wrong):
             matching.append((-1.0, mistake))
         elif decimals and (d := _distance(value, wrong, variables)) <= 1:
             matching.append((d, mistake))
     nearest = min((d for d, _ in matching), default=None)
     rivals = [(title, _distance(value, other, variables))
-              for title, other in _rivals(analysis, correct, found, target, ids, expected)] if decimals else []
+              for title, other in _rivals(analysis, correct, wrongs, target, expected)] if decimals else []
     # an explanation that is no mistake (not stepping at all) nearer than every matching mistake
     unexplained = nearest is not None and any(d < nearest for _, d in rivals)
     note = ""
@@ -611,22 +612,19 @@ def _float_terms(expr: sp.Expr, variables: tuple) -> dict:
     return out
 
 
-def _rivals(analysis: Analysis, correct, found, target: Target, ids, expected) -> list[tuple[str, sp.Expr]]:
+def _rivals(analysis: Analysis, correct, wrongs, target: Target, expected) -> list[tuple[str, sp.Expr]]:
     """What a rounded answer must be closer to the right answer than: every typical mistake's value of
-    it, and the value before the steps (not stepping at all)."""
-    out = []
-    for mistake in found:
-        wrong = _mistaken_value(analysis, mistake, target, ids, correct)
-        if wrong is not None:
-            out.append((f"the answer of a typical mistake ({mistake.title})", wrong))
+    it (``wrongs``: (mistake, value) pairs), and the value before the steps (not stepping at all)."""
+    out = [(f"the answer of a typical mistake ({mistake.title})", wrong) for mistake, wrong in wrongs]
     key = target.key
     before = None
     if target.model is not None:
         before = _derivation(analysis, target.model).function_initial
     elif key is not None:
         parts = key.split(".")
-        if len(parts) == 3 and parts[2].isdigit() and int(parts[2]) > 0:
-            before = correct.get(f"{parts[0]}.{parts[1]}.0")
+        param = _param_key(key)
+        if param is not None and int(param[2]) > 0:
+            before = correct.get(f"{param[0]}.{param[1]}.0")
         elif len(parts) == 3 and parts[1] == "end":
             before = correct.get(f"{parts[0]}.start.{parts[2]}")
     if before is not None and sp.expand(before - expected) != 0:
@@ -637,7 +635,7 @@ def _rivals(analysis: Analysis, correct, found, target: Target, ids, expected) -
 def _carried_forward(analysis, own, target: Target, value, decimals, variables, ids) -> tuple[str, ...]:
     """The earlier answers this wrong answer follows from, if it follows from them exactly."""
     changed = own["changed"]
-    if target.key is not None and target.key.split(".")[-1].isdigit() and target.key.count(".") == 2:
+    if _param_key(target.key) is not None:
         return ()  # a parameter is an earlier answer itself
     sources = []
     if target.model is not None:

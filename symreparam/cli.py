@@ -114,15 +114,20 @@ def _problem_options(command):
     return command
 
 
+def _given_flags(models, init, data, lr, steps, loss) -> dict:
+    """The problem flags given on the command line, by name."""
+    # An empty --lr '' is an error to report, not a flag to ignore: only absent flags fall through.
+    flags = {"lr": lr, "steps": steps, "loss": loss, "models": list(models), "init": list(init), "data": list(data)}
+    return {key: value for key, value in flags.items() if value is not None and value != []}
+
+
 def _build_problem(problem_file, models, init, data, lr, steps, loss):
     """The problem a command's flags (and problem file) describe; None when they describe nothing but
     the reference exercise."""
     from symreparam.errors import SymreparamError
     from symreparam.problem import REFERENCE, Origin, build_problem, read_problem_file
 
-    # An empty --lr '' is an error to report, not a flag to ignore: only absent flags fall through.
-    flags = {"lr": lr, "steps": steps, "loss": loss, "models": list(models), "init": list(init), "data": list(data)}
-    flags = {key: value for key, value in flags.items() if value is not None and value != []}
+    flags = _given_flags(models, init, data, lr, steps, loss)
     if problem_file is None and not flags:
         return None
     if "init" in flags and "models" not in flags:
@@ -225,8 +230,7 @@ def check(problem_file, models, init, data, lr, steps, loss, answers, answers_fi
     pairs = [checking.split_answer(item) for item in answers]
     if answers_file is not None:
         pairs += checking.read_answers(answers_file)
-    posed = problem_file is not None or any(x for x in (models, init, data)) or any(
-        x is not None for x in (lr, steps, loss))
+    posed = problem_file is not None or bool(_given_flags(models, init, data, lr, steps, loss))
     if family_name is not None and posed:
         raise SymreparamError("--family", "give either a family variant or a problem (file or flags), not both")
     problem = _build_problem(problem_file, models, init, data, lr, steps, loss)

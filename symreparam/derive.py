@@ -222,7 +222,11 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
     else:
         kernel = tuple(zero for _ in range(data.size))
         delta = zero
-    f0 = form.function(w0) if form is not None else function_at(model, w0)
+
+    def at(values, step: int = 0) -> sp.Expr:  # the model's function at parameters after ``step`` steps
+        return form.function(values) if form is not None else function_at(model, values, step)
+
+    f0 = at(w0)
     function_step = sp.expand(f0 - problem.lr * cprime * delta)
 
     notes: list[Note] = []
@@ -239,7 +243,6 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
         trajectory = _nonlinear_trajectory(problem, model, partials, w0)
         stability = limit = newton = None
         notes.append(Note("nonlinear", (("model", model.name),)))
-    at = form.function if form is not None else (lambda values: function_at(model, values))
     return ModelDerivation(
         model=model,
         trajectory=trajectory,
@@ -248,8 +251,7 @@ def derive_model(problem: Problem, model: Model) -> ModelDerivation:
         jacobian=jacobian,
         gradient=gradient,
         function_initial=at(trajectory[0]),
-        function_final=form.function(trajectory[-1]) if form is not None
-        else function_at(model, trajectory[-1], problem.steps),
+        function_final=at(trajectory[-1], problem.steps),
         gram=gram,
         kernel=kernel,
         function_step=function_step,

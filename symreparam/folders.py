@@ -30,23 +30,22 @@ def _write_all(folder: Path, files: Mapping[str, bytes]) -> None:
     base = os.fspath(folder) + os.sep
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
-    def write(chunk, stop) -> None:
+    def write(item: tuple[str, bytes]) -> None:
         # plain os calls on str paths: half the cost of Path.write_bytes per file
-        for rel, content in chunk:
-            if stop.is_set():
-                return
-            fd = os.open(base + rel, flags, 0o666)
-            try:
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+        rel, content = item
+        fd = os.open(base + rel, flags, 0o666)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
 
     items = list(files.items())
     probe = min(len(items), 64)
     start = time.perf_counter()
-    write(items[:probe], threading.Event())
+    for item in items[:probe]:
+        write(item)
     slow = probe and (time.perf_counter() - start) / probe > 60e-6
     _in_threads(write, items[probe:], 8 if slow else 4)
 
@@ -66,14 +65,7 @@ def _remove_all(folder: Path) -> None:
         try:
             with os.scandir(fd) as entries:
                 names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
-
-            def unlink(chunk, stop) -> None:
-                for name in chunk:
-                    if stop.is_set():
-                        return
-                    os.unlink(name, dir_fd=fd)
-
-            _in_threads(unlink, names, 4)
+            _in_threads(lambda name: os.unlink(name, dir_fd=fd), names, 4)
         except Exception:  # noqa: BLE001 - rmtree below tries again, ignoring what it cannot delete
             pass
         finally:
@@ -81,19 +73,23 @@ def _remove_all(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _in_threads(work: Callable, items: list, workers: int) -> None:
-    """``work(share, stop)`` on ``workers`` interleaved shares of ``items`` in threads (in this thread
-    when they are few). ``stop`` is set when any share fails or this thread is interrupted; every
-    thread has finished when this returns or raises, and the first exception of any share is raised."""
-    stop = threading.Event()
+def _in_threads(each: Callable, items: list, workers: int) -> None:
+    """``each(item)`` for every item, shared among ``workers`` threads (in this thread when the items
+    are few). The first exception of any thread is raised once every thread has finished; the other
+    threads stop at their next item, as they do when this thread is interrupted."""
     if len(items) < 16 * workers:
-        work(items, stop)
+        for item in items:
+            each(item)
         return
+    stop = threading.Event()
     errors: list[BaseException] = []
 
     def guarded(share) -> None:
         try:
-            work(share, stop)
+            for item in share:
+                if stop.is_set():
+                    return
+                each(item)
         except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
             errors.append(exc)
             stop.set()

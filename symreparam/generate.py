@@ -33,7 +33,7 @@ from symreparam.errors import SymreparamError
 from symreparam.family import Family, FamilyError
 from symreparam.folders import write_folder
 from symreparam.printing import tex_escape
-from symreparam.program import (Batch, Program, applicable, derive_program, evaluate_program, join_batches, undefined,
+from symreparam.program import (Batch, Program, derive_program, evaluate_program, join_batches, undefined,
                                 verify_batch)
 from symreparam.verify import TOLERANCE
 
@@ -247,18 +247,14 @@ def _float_errors(chosen: Mapping[int, tuple[int, Batch, int]]) -> dict[int, flo
 
     The variants of every round are checked together, in one vectorised pass per program: a pass
     costs milliseconds whatever its size, and each variant's figures do not depend on its batch."""
-    positions: dict[Batch, list[int]] = {}  # batches compare by identity
-    slots: dict[Batch, list[int]] = {}
+    # per program, per batch (batches compare by identity): the (slot, position) pairs chosen from it
+    by_program: dict[int, dict[Batch, list[tuple[int, int]]]] = {}
     for index, (_, batch, position) in chosen.items():
-        positions.setdefault(batch, []).append(position)
-        slots.setdefault(batch, []).append(index)
-    by_program: dict[int, list[Batch]] = {}
-    for batch in positions:
-        by_program.setdefault(id(batch.program), []).append(batch)
+        by_program.setdefault(id(batch.program), {}).setdefault(batch, []).append((index, position))
     errors: dict[int, float] = {}
-    for batches in by_program.values():
-        found = verify_batch(join_batches([(batch, positions[batch]) for batch in batches]))
-        errors.update(zip([index for batch in batches for index in slots[batch]], found.tolist()))
+    for parts in by_program.values():
+        found = verify_batch(join_batches([(batch, [p for _, p in pairs]) for batch, pairs in parts.items()]))
+        errors.update(zip([index for pairs in parts.values() for index, _ in pairs], found.tolist()))
     return errors
 
 
@@ -270,7 +266,6 @@ def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
 
     asked = {q.answer for q in family.questions}
     for mistake in batch.program.mistakes:
-        able = applicable(batch, mistake)
         for key in mistake.answers:
             if key not in asked:
                 continue
@@ -278,7 +273,7 @@ def _no_ambiguous_keys(family: Family, batch: Batch, fail) -> None:
             right = batch.values[key]
             with np.errstate(all="ignore"):
                 close = bands_overlap(wrong.floats(), right.floats())
-            fail(able & (wrong.den != 0) & close,
+            fail(batch.shown(mistake, key) & close,
                  f"the mistake '{mistake.title}' gives {key} too close to the right answer for decimals to tell")
 
 
@@ -451,7 +446,7 @@ class _BatchTables:
     answers_json: tuple[str, list[_Cell]]  # the answers object with a %s per value, and the values that fill it
     mistake_patterns: list[tuple[str, list[_Cell]]]  # the same for each pattern of shown mistakes
     pattern_of: list[int]  # per variant: its pattern
-    asked: list[tuple[str, _Cell]]  # per question that asks for an answer of the batch: its key and values
+    asked: tuple[tuple[str, ...], list[_Cell]]  # the answer keys questions ask for, and their values
 
 
 _TABLES: "weakref.WeakKeyDictionary[Batch, _BatchTables]" = weakref.WeakKeyDictionary()
@@ -477,10 +472,9 @@ def _tables(batch: Batch) -> _BatchTables:
     slots = []  # (mistake id, answer key, column), in the program's order
     shown = []  # per slot and variant: the mistake applies and its answer is defined
     for mistake in batch.program.mistakes:
-        able = applicable(batch, mistake)
         for key in mistake.answers:
             slots.append((mistake.id, key, column[mistake_key(mistake.id, key)]))
-            shown.append(able & (batch.values[mistake_key(mistake.id, key)].den != 0))
+            shown.append(batch.shown(mistake, key))
     patterns, pattern_of = [("{}", [])], [0] * batch.size
     if slots:
         unique, inverse = np.unique(np.stack(shown, axis=1), axis=0, return_inverse=True)
@@ -495,7 +489,8 @@ def _tables(batch: Batch) -> _BatchTables:
             body = ", ".join(_json_key(mid) + ": {" + ", ".join(parts) + "}" for mid, parts in objects.items())
             patterns.append(("{" + body + "}", columns))
         pattern_of = inverse.reshape(-1).tolist()
-    asked = [(q.answer, column[q.answer]) for q in batch.program.family.questions if q.answer in column]
+    asked_keys = tuple(q.answer for q in batch.program.family.questions if q.answer in column)
+    asked = (asked_keys, [column[key] for key in asked_keys])
     tables = _BatchTables(answers_json, patterns, pattern_of, asked)
     _TABLES[batch] = tables
     return tables
@@ -510,7 +505,8 @@ def _answers(accepted: Accepted) -> tuple[str, str, dict[str, str]]:
     answers = template % _texts(cells, v)
     template, cells = tables.mistake_patterns[tables.pattern_of[v]]
     mistakes = template % _texts(cells, v)
-    return answers, mistakes, dict(zip([key for key, _ in tables.asked], _texts([c for _, c in tables.asked], v)))
+    keys, cells = tables.asked
+    return answers, mistakes, dict(zip(keys, _texts(cells, v)))
 
 
 def _texts(cells: Sequence[_Cell], v: int) -> tuple[str, ...]:

@@ -41,13 +41,6 @@ def tolerance(exact):
     return np.maximum(RELATIVE_TOLERANCE * np.abs(np.asarray(exact, dtype=float)), ABSOLUTE_TOLERANCE)
 
 
-def within_tolerance(value, exact):
-    """Whether ``value`` is accepted for ``exact`` (floats or NumPy arrays of floats)."""
-    import numpy as np
-
-    return np.abs(np.asarray(value, dtype=float) - np.asarray(exact, dtype=float)) <= tolerance(exact)
-
-
 def bands_overlap(a, b):
     """Whether the tolerance bands around two values meet: a rounded answer could then be taken for
     either, so a mistake's value must keep its band clear of the right answer's."""

@@ -84,8 +84,6 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
         statement = to_html(parts["sheet.md"])
         feedback = to_html(parts["key.md"])
         batch, v = a.batch, a.position
-        loss = batch.drawn[v].get("loss", batch.program.problem.loss.value)
-        n = batch.program.problem.data.size
         for q in family.questions:
             right = Fraction(*batch.fraction(q.answer, v))
             ask = to_html("Find " + md_math(q.ask) + ".")
@@ -95,12 +93,9 @@ def quiz(request, accepted: Sequence, templates, xml_templates) -> bytes:
                         "feedback": "<p>Correct.</p>"}]
             by_value: dict[Fraction, list] = {}
             for mistake in batch.program.mistakes:
-                if q.answer not in mistake.answers or not mistake.applies(loss, n):
+                if q.answer not in mistake.answers or not batch.shown(mistake, q.answer)[v]:
                     continue
-                num, den = batch.fraction(mistake_key(mistake.id, q.answer), v)
-                if den == 0:
-                    continue
-                by_value.setdefault(Fraction(num, den), []).append(mistake)
+                by_value.setdefault(Fraction(*batch.fraction(mistake_key(mistake.id, q.answer), v)), []).append(mistake)
             values = [right, *by_value]
             for value, found in sorted(by_value.items(), key=lambda item: item[1][0].id):
                 # one value, several mistakes: only credit that every one of them earns

@@ -250,6 +250,18 @@ class Batch:
         position = {name: i for i, name in enumerate(distinct)}
         return distinct, np.array([position[name] for name in names], dtype=np.intp)
 
+    def shown(self, mistake, key: str) -> np.ndarray:
+        """Per variant: whether a typical mistake applies (under the variant's loss) and gives answer
+        ``key`` a defined value, so that documents, records and quizzes show it."""
+        cache = self._shown
+        if (mistake.id, key) not in cache:
+            cache[mistake.id, key] = applicable(self, mistake) & (self.values[mistake_key(mistake.id, key)].den != 0)
+        return cache[mistake.id, key]
+
+    @cached_property
+    def _shown(self) -> dict[tuple[str, str], np.ndarray]:
+        return {}
+
     @cached_property
     def columns(self) -> dict[str, tuple[list[int], list[int]]]:
         """Every answer and drawn number as Python-int lists, for fast per-variant lookups."""

@@ -14,7 +14,7 @@ from math import gcd
 import sympy as sp
 
 from symreparam.printing import tex, tex_combination, tex_operand, tex_rational, text_rational
-from symreparam.program import Batch, ModelShape
+from symreparam.program import Batch, ModelShape, loss_scale
 
 _LOSS_WORDS = {"mse": "mean squared error", "half-mse": "half mean squared error", "sse": "sum of squared errors"}
 _LOSS_TEX = {"mse": r"\frac{1}{n}\sum_{i=1}^{n}\bigl(f(x_i) - y_i\bigr)^2",
@@ -57,11 +57,10 @@ def _aligned(line: str) -> str:
 
 @lru_cache(maxsize=64)
 def _cprime(loss: str, n: int) -> str:
-    """c' in dL/dw = c' sum_i r_i df/dw(x_i) for a loss name and n points, as LaTeX."""
-    from symreparam.problem import Loss
-
-    value = 2 * Loss.parse(loss, "loss").scale(n)
-    return tex_rational(int(value.p), int(value.q))
+    """c' in dL/dw = c' sum_i r_i df/dw(x_i) for a loss name and n points, as LaTeX: twice the loss's scale."""
+    p, q = loss_scale(loss, n)
+    g = gcd(2 * p, q)
+    return tex_rational(2 * p // g, q // g)
 
 
 # Per batch: where the views' numbers live, found once per batch (see _plan).
@@ -335,7 +334,7 @@ class ModelView:
         self.plot = Table(lambda which: variant.plot(self.name, which))
 
     def _f(self, key: str) -> tuple[int, int]:
-        nums, dens = self.variant.column(self._prefix + key)
+        nums, dens = self._col(key)
         return nums[self._v], dens[self._v]
 
     def _plan(self, *what, build):
@@ -378,26 +377,26 @@ class ModelView:
         """Parameter ``w`` after ``t`` steps."""
         return tex_rational(*self._f(f"{w}.{t}"))
 
-    def _assignments(self, keys: str) -> str:
-        """``w1 = ..., w2 = ...`` with the values of ``keys.format(w=...)`` for each parameter."""
-        plan = self._plan("assignments", keys, build=lambda: [(wt + " = ", self._col(keys.format(w=w)))
-                                         for w, wt in zip(self.shape.params, self.params)])
+    def _assignments(self, before: str, after: str) -> str:
+        """``w1 = ..., w2 = ...`` with the values of the answers ``{before}{w}{after}`` for each parameter."""
+        plan = self._plan("assignments", before, after, build=lambda: [
+            (wt + " = ", self._col(f"{before}{w}{after}")) for w, wt in zip(self.shape.params, self.params)])
         v = self._v
         return ", ".join([lhs + tex_rational(nums[v], dens[v]) for lhs, (nums, dens) in plan])
 
     @cached_property
     def initial(self) -> str:
         """w1 = ..., w2 = ... at the start."""
-        return self._assignments("{w}.0")
+        return self._assignments("", ".0")
 
     def param_values(self, kind: str) -> str:
         """``w1 = ..., w2 = ...`` for the parameters under ``{model}.{kind}.{w}`` (limit, newton)."""
-        return self._assignments(str(kind).replace("{", "{{").replace("}", "}}") + ".{w}")
+        return self._assignments(f"{kind}.", "")
 
     @cached_property
     def final(self) -> str:
         """The parameters after the last step."""
-        return self._assignments(f"{{w}}.{self.variant.steps}")
+        return self._assignments("", f".{self.variant.steps}")
 
     @cached_property
     def residuals(self) -> list[str]:

@@ -11,12 +11,12 @@ from conftest import run
 
 from symreparam import family as families
 from symreparam.exactvec import Values
-from symreparam.generate import Request, applicable, generate, solve_variants
+from symreparam.generate import Request, generate, solve_variants
 from symreparam.malrules import bands_overlap
 from symreparam.mdhtml import to_html
 from symreparam.moodle import MOODLE_FRACTIONS, decimal_text, moodle_fraction
 from symreparam.answers import mistake_key
-from symreparam.program import verify_batch
+from symreparam.program import applicable, verify_batch
 
 FAMILIES = sorted(p.stem for p in families.available())
 
