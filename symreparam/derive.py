@@ -44,7 +44,7 @@ def _too_large(values) -> str | None:
             return f"hold numbers of {int(largest * 0.30103)} digits"
         total += sum(rational_bits(a) for a in numbers)
     if total > MAX_ITERATE_BITS:
-        return f"hold {total // 3} digits in all"
+        return f"hold {int(total * 0.30103)} digits in all"
     return None
 
 
@@ -71,11 +71,29 @@ class Note:
 
 @dataclass(frozen=True)
 class Stability:
-    """Where GD on a quadratic loss converges: iff 0 < lr < max_lr = 2 / lambda_max(H_w)."""
+    """Where GD on a quadratic loss converges from every start (iff 0 < lr < max_lr = 2 / lambda_max(H_w)),
+    and what it does from this start.
+
+    GD moves w - w_limit by (I - lr H)^t, so a run feels only the eigen-directions of H that its start's
+    error w0 - w_limit has a component in. ``lambda_run`` is the largest eigenvalue among those (0 when
+    the start is already a minimum); ``behaviour`` and ``max_lr_run`` = 2 / lambda_run follow from it.
+    """
 
     lambda_max: sp.Expr
     max_lr: sp.Expr
-    behaviour: str | None  # at the problem's learning rate; None when the rate is symbolic
+    behaviour: str | None  # of this run at the problem's learning rate; None when the rate is symbolic
+    lambda_run: sp.Expr | None = None  # None where the excited directions cannot be found exactly
+
+    @property
+    def max_lr_run(self) -> sp.Expr:
+        """The rates below which this run converges: 2 / lambda_run (oo when the start stays put)."""
+        run = self.lambda_max if self.lambda_run is None else self.lambda_run
+        return sp.oo if run == 0 else sp.radsimp(2 / run)
+
+    @property
+    def top_excited(self) -> bool:
+        """Whether this start excites the top eigen-direction (so ``max_lr`` is this run's limit too)."""
+        return self.lambda_run is None or self.lambda_max == 0 or _compare(self.lambda_run, self.lambda_max) == 0
 
 
 @dataclass(frozen=True)
@@ -381,12 +399,18 @@ def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.
             [[at_point(d, at, i, step - 1, p) for d, p in zip(row, model.params)] for i, row in enumerate(used_at)]
         grad = [sp.Add(*(r * row[j] for r, row in zip(residuals, direction))) for j in range(len(w))]
         w = tuple(sp.expand(wj - rate * gj) for wj, gj in zip(w, grad))
-        if sum(sp.count_ops(e) for e in w) > MAX_ITERATE_OPS:
+        ops = sum(sp.count_ops(e) for e in w)
+        if ops > MAX_ITERATE_OPS:
+            if step > 1:
+                field, fix = "--steps", _at_most(step)
+            elif rate.free_symbols:
+                field, fix = "--lr", "use a numeric learning rate"
+            else:
+                field, fix = "--data", "use fewer data points or a simpler model"
             raise ProblemError(
-                "--steps",
+                field,
                 f"the exact iterates of {model.name} grow too large to be useful after step {step} "
-                f"(it is not linear in its parameters); "
-                + (_at_most(step) if step > 1 else "use a numeric learning rate"),
+                f"({ops} operations, limit {MAX_ITERATE_OPS}; it is not linear in its parameters); {fix}",
             )
         _check_size(w, model.name, step)
         out.append(w)
@@ -401,27 +425,49 @@ def nonlinear_trajectory(problem: Problem, model: Model, partials, w0, rate: sp.
 
 
 def _stability(problem: Problem, jacobian: sp.ImmutableMatrix, residuals) -> Stability | None:
-    """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T.
+    """2 / lambda_max(H_w) with H_w = c' J^T J, via the smaller of J^T J and J J^T, and this run's behaviour.
 
-    The behaviour describes this run: a start that already fits the data (every residual zero) has a
-    zero gradient and stays put at any rate, whatever the rate would do from elsewhere.
+    The behaviour describes this run: the start's error w0 - w_limit = J^+ r0 has components only along
+    the eigen-directions that J^T r0 (in w) or r0 (in function space) has, so the largest eigenvalue
+    this run feels is the largest root of the minimal polynomial of that vector, found exactly from a
+    Krylov basis. A start that already fits the data, or sits at the least-squares optimum, excites
+    nothing and stays put at any rate.
     """
-    cprime = loss_factor(problem)
+    return stability_of(jacobian, residuals, loss_factor(problem), problem.lr)
+
+
+def stability_of(jacobian: sp.ImmutableMatrix, residuals, cprime: sp.Expr, lr: sp.Expr) -> Stability | None:
+    """:class:`Stability` of a linear model from its Jacobian J and residuals r0 at the data, the loss's
+    c' (H_w = c' J^T J) and the learning rate (see :func:`_stability`)."""
     j = jacobian
-    small = j.T * j if j.cols <= j.rows else j * j.T
+    in_w = j.cols <= j.rows
+    small = j.T * j if in_w else j * j.T
     if small.shape != (1, 1) and small.free_symbols:
         return None  # eigenvalues of a symbolic matrix are not rational: an exercise family decides per variant
-    largest = linalg.largest_eigenvalue(linalg.to_domain(small.tolist()))
+    small_dm = linalg.to_domain(small.tolist())
+    largest = linalg.largest_eigenvalue(small_dm)
     if largest is None:
         return None
     lam = sp.expand(cprime * largest)
     if lam == 0:
-        return Stability(lam, sp.oo, None if problem.lr.free_symbols else "stays put")
+        return Stability(lam, sp.oo, None if lr.free_symbols else "stays put", sp.Integer(0))
     max_lr = sp.radsimp(2 / lam)
-    fitted = all(sp.expand(r) == 0 for r in residuals)
-    if fitted:
-        return Stability(lam, max_lr, "stays put")
-    return Stability(lam, max_lr, _behaviour(problem.lr, max_lr))
+    run = _excited(small_dm, j.T * sp.ImmutableMatrix(residuals) if in_w else sp.ImmutableMatrix(residuals))
+    lam_run = None if run is None else sp.expand(cprime * run)
+    if lam_run == 0:
+        return Stability(lam, max_lr, "stays put", lam_run)
+    limit = max_lr if lam_run is None else sp.radsimp(2 / lam_run)
+    return Stability(lam, max_lr, _behaviour(lr, limit), lam_run)
+
+
+def _excited(small, vector: sp.MatrixBase) -> sp.Expr | None:
+    """The largest eigenvalue of ``small`` that ``vector`` has a component along (None if not exact)."""
+    if vector.free_symbols and not all(sp.expand(v) == 0 for v in vector):
+        return None
+    try:
+        return linalg.largest_eigenvalue(small, linalg.to_domain(vector.tolist()))
+    except (NotImplementedError, sp.PolynomialError, ZeroDivisionError):
+        return None  # transcendental entries whose zero test SymPy cannot settle: every start's label
 
 
 def _behaviour(lr: sp.Expr, max_lr: sp.Expr) -> str | None:

@@ -216,6 +216,9 @@ def _validity(family: Family, batch: Batch) -> list[str | None]:
             if reasons[v] is None:
                 reasons[v] = why
 
+    # a drawn learning rate is read while it is still a name, so its sign is known only per variant
+    num, _ = _values(batch, "lr")
+    fail(num <= 0, "the learning rate is not positive")
     fail(bad_undefined, "some answer is undefined (a division by zero)")
     for key in c.nonzero:
         num, _ = _values(batch, key)

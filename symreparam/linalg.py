@@ -97,17 +97,24 @@ def solve(a: DomainMatrix, v: DomainMatrix) -> DomainMatrix:
     return a.lu_solve(v)
 
 
-def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr | None:
+def largest_eigenvalue(sym: DomainMatrix, along: DomainMatrix | None = None) -> sp.Expr | None:
     """The largest eigenvalue of a symmetric positive semi-definite matrix, exactly.
 
-    Roots of the characteristic polynomial come back as rationals, radicals or ``CRootOf``; zero is
-    returned when the matrix is zero, and None when the entries are transcendental (exp(1), sin(2))
-    and the characteristic polynomial has degree three or more, where no exact form exists.
+    With ``along`` (a column vector) it is the largest eigenvalue whose eigenspace ``along`` has a
+    component in: the largest root of the minimal polynomial of ``along`` (see
+    :func:`vector_minimal_polynomial`), so no eigenvector is ever computed, and eigenvalues that are
+    irrational are told apart exactly. Zero when no non-zero eigenvalue is reached.
+
+    Roots come back as rationals, radicals or ``CRootOf``; zero is returned when the matrix is zero,
+    and None when the entries are transcendental (exp(1), sin(2)) and the polynomial has degree three
+    or more, where no exact form exists.
     """
-    if sym.shape == (1, 1):
+    if along is None and sym.shape == (1, 1):
         return sym.domain.to_sympy(sym.to_list()[0][0])
-    coeffs = [sym.domain.to_sympy(c) for c in sym.charpoly()]
-    poly = sp.Poly(coeffs, _T)
+    if along is None:
+        poly = sp.Poly([sym.domain.to_sympy(c) for c in sym.charpoly()], _T)
+    else:
+        poly = vector_minimal_polynomial(sym, along)
     # Zero eigenvalues (a rank-deficient Gram matrix) only slow root isolation down.
     while poly.degree() > 0 and poly.eval(0) == 0:
         poly = sp.Poly(sp.quo(poly, sp.Poly(_T, _T)), _T)
@@ -126,3 +133,28 @@ def largest_eigenvalue(sym: DomainMatrix) -> sp.Expr | None:
             return sp.radsimp(-c / b)
         return (-b + sp.sqrt(b**2 - 4 * a * c)) / (2 * a)
     return roots[-1]
+
+
+def vector_minimal_polynomial(sym: DomainMatrix, vector: DomainMatrix) -> sp.Poly:
+    """The monic polynomial m of least degree with m(sym) vector = 0, exactly (a Krylov basis).
+
+    For a symmetric ``sym`` its roots are exactly the eigenvalues whose eigenspaces ``vector`` has a
+    component in (the constant 1 for a zero vector). Built from vector, sym vector, sym^2 vector, ...
+    until the next power is a combination of the earlier ones; the combination is m.
+    """
+    sym, vector = unify(sym.to_field(), vector.to_field())
+    domain = sym.domain
+    krylov = [vector]
+    while True:
+        columns = DomainMatrix.hstack(*krylov)
+        if columns.rank() < len(krylov):
+            break
+        krylov.append(sym * krylov[-1])
+    k = len(krylov) - 1  # the first k vectors are independent, the (k+1)-th depends on them
+    if k == 0:
+        return sp.Poly(1, _T)
+    basis = DomainMatrix.hstack(*krylov[:k])
+    # least squares on an exactly consistent system: (B^T B) c = B^T v_k
+    bt = basis.transpose()
+    coeffs = entries((bt * basis).lu_solve(bt * krylov[k]))
+    return sp.Poly([domain.to_sympy(domain.one)] + [-c for c in reversed(coeffs)], _T)

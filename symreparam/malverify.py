@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symreparam.malrules import MalRule, Recipe, student_partials
-from symreparam.verify import Case, evaluate_at, relative_error
+from symreparam.verify import Case, evaluate_sized, relative_error, sizes
 
 
 @dataclass(frozen=True)
@@ -52,61 +52,89 @@ def content_floats(derivation, problem, constants: Sequence[sp.Symbol], values: 
 
 
 def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Sequence[bool] | None,
-                ids: Sequence[str]) -> dict[str, np.ndarray]:
+                ids: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The student's path of one model in float64, under the model-relative keys of
-    :func:`~symreparam.answers.path_answers` (``w3.1``, ``grad.w3``, ``r.1.1``, ``coef.1.slope``, ...)."""
+    :func:`~symreparam.answers.path_answers` (``w3.1``, ``grad.w3``, ``r.1.1``, ``coef.1.slope``, ...),
+    and for each key the size of the terms it was computed from (the scale of
+    :func:`~symreparam.verify.relative_error`, as in the worked solution's check)."""
     case = mf.case
     v, n, _ = case.x.shape
     p = len(mf.params)
-    f0, jac0 = evaluate_at(case, case.x, case.w0)
+
+    def at(points, w):
+        return evaluate_sized(case, points, w)
+
     if recipe.partials == "inputs-one":
         ones = case.x.copy()
         ones[:, :, : mf.n_inputs] = 1.0
-        direction = lambda w: evaluate_at(case, ones, w)[1]  # noqa: E731
+
+        def direction(w):
+            e = at(ones, w)
+            return e.jacobian, e.jacobian_size
     elif recipe.partials == "no-constant" and mf.contents is not None:
-        direction = lambda w: evaluate_at(case, case.x, w)[1] / mf.contents[:, None, :]  # noqa: E731
+        def direction(w):
+            e = at(case.x, w)
+            contents = mf.contents[:, None, :]
+            return e.jacobian / contents, e.jacobian_size / np.abs(contents)
     else:
-        direction = lambda w: evaluate_at(case, case.x, w)[1]  # noqa: E731
+        def direction(w):
+            e = at(case.x, w)
+            return e.jacobian, e.jacobian_size
     keep = np.array(mask if mask is not None else [True] * p, dtype=float)
     rate = recipe.sign * case.lr ** recipe.lr_power * case.cprime * factor
     out: dict[str, np.ndarray] = {}
-    g0 = direction(case.w0)
-    grad = (case.cprime * factor)[:, None] * np.einsum("vnp,vn->vp", g0, f0 - case.y)
+    size: dict[str, np.ndarray] = {}
+    start = at(case.x, case.w0)
+    jac0 = start.jacobian
+    g0, s_g0 = direction(case.w0)
+    r0, s_r0 = sizes(case, start)
+    grad = (case.cprime * factor)[:, None] * np.einsum("vnp,vn->vp", g0, r0)
+    s_grad = np.abs(case.cprime * factor)[:, None] * np.einsum("vnp,vn->vp", s_g0, s_r0)
     for j, w in enumerate(mf.params):
-        out[f"grad.{w}"] = grad[:, j]
+        out[f"grad.{w}"], size[f"grad.{w}"] = grad[:, j], s_grad[:, j]
     w = case.w0.copy()
-    path = [w]
+    path, path_size = [w], [np.abs(w)]
     for _ in range(mf.steps):
-        f, _ = evaluate_at(case, case.x, w)
-        w = w - rate[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", direction(w), f - case.y)
+        r, s_r = sizes(case, at(case.x, w))
+        d, s_d = direction(w)
+        move = rate[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", d, r)
+        s_move = np.abs(rate)[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", s_d, s_r)
+        path_size.append(np.abs(w) + s_move)
+        w = w - move
         path.append(w)
-    for t, wt in enumerate(path):
+    for t, (wt, st) in enumerate(zip(path, path_size)):
         for j, name in enumerate(mf.params):
-            out[f"{name}.{t}"] = wt[:, j]
-        f, _ = evaluate_at(case, case.x, wt)
+            out[f"{name}.{t}"], size[f"{name}.{t}"] = wt[:, j], st[:, j]
+        r, s_r = sizes(case, at(case.x, wt))
         for i in range(n):
-            out[f"r.{t}.{i + 1}"] = f[:, i] - case.y[:, i]
+            out[f"r.{t}.{i + 1}"], size[f"r.{t}.{i + 1}"] = r[:, i], s_r[:, i]
         if mf.A is not None:
             theta = np.einsum("vkp,vp->vk", mf.A, wt) + mf.b
+            s_theta = np.einsum("vkp,vp->vk", np.abs(mf.A), np.abs(wt)) + np.abs(mf.b)
             for kk, k in enumerate(ids):
-                out[f"coef.{t}.{k}"] = theta[:, kk]
+                out[f"coef.{t}.{k}"], size[f"coef.{t}.{k}"] = theta[:, kk], s_theta[:, kk]
     if mf.A is not None:
         for k in ids:
-            out[f"start.{k}"] = out[f"coef.0.{k}"]
-            out[f"end.{k}"] = out[f"coef.{mf.steps}.{k}"]
+            for which, t in (("start", 0), ("end", mf.steps)):
+                out[f"{which}.{k}"], size[f"{which}.{k}"] = out[f"coef.{t}.{k}"], size[f"coef.{t}.{k}"]
             out[f"change.{k}"] = out[f"end.{k}"] - out[f"start.{k}"]
+            size[f"change.{k}"] = size[f"end.{k}"] + size[f"start.{k}"]
     for q in range(mf.queries.shape[1]):
-        before = evaluate_at(case, mf.queries[:, q:q + 1], path[0])[0][:, 0]
-        after = evaluate_at(case, mf.queries[:, q:q + 1], path[-1])[0][:, 0]
-        out[f"fq.{q + 1}.start"], out[f"fq.{q + 1}.end"], out[f"fq.{q + 1}.change"] = before, after, after - before
+        before, after = (at(mf.queries[:, q:q + 1], w) for w in (path[0], path[-1]))
+        key = f"fq.{q + 1}"
+        out[f"{key}.start"], size[f"{key}.start"] = before.value[:, 0], before.size[:, 0]
+        out[f"{key}.end"], size[f"{key}.end"] = after.value[:, 0], after.size[:, 0]
+        out[f"{key}.change"] = after.value[:, 0] - before.value[:, 0]
+        size[f"{key}.change"] = after.size[:, 0] + before.size[:, 0]
     if n == 1 and mask is None:
         out["contraction"] = 1 - rate * np.einsum("vp,vp->v", jac0[:, 0], g0[:, 0])
+        size["contraction"] = 1 + np.abs(rate) * np.einsum("vp,vp->v", start.jacobian_size[:, 0], s_g0[:, 0])
         if recipe.partials == "exact" and recipe.sign == 1 and recipe.lr_power == 1:
             lam = case.cprime * np.einsum("vp,vp->v", jac0[:, 0], jac0[:, 0])
             out["lambda_max"] = lam * factor
             with np.errstate(divide="ignore"):
                 out["max_lr"] = 2 / (lam * factor)
-    return out
+    return out, size
 
 
 def mistake_error(rule: MalRule, words: Mapping[str, str], answers: Mapping[str, np.ndarray],
@@ -118,6 +146,7 @@ def mistake_error(rule: MalRule, words: Mapping[str, str], answers: Mapping[str,
     worst = np.zeros(v)
     first = models[0].name
     floats: dict[str, np.ndarray] = {}
+    scales: dict[str, np.ndarray] = {}
     if rule.recipe is not None:
         mask_for = {}
         if rule.per_parameter:
@@ -127,8 +156,11 @@ def mistake_error(rule: MalRule, words: Mapping[str, str], answers: Mapping[str,
         else:
             runs = list(models)
         for mf in runs:
-            for key, value in student_run(mf, rule.recipe, factor, mask_for.get(mf.name), ids).items():
+            values, value_sizes = student_run(mf, rule.recipe, factor, mask_for.get(mf.name), ids)
+            for key, value in values.items():
                 floats[f"{mf.name}.{key}"] = value
+                if key in value_sizes:
+                    scales[f"{mf.name}.{key}"] = value_sizes[key]
     for key, exact in answers.items():
         if rule.recipe is not None:
             if key.startswith("ratio."):
@@ -158,26 +190,26 @@ def mistake_error(rule: MalRule, words: Mapping[str, str], answers: Mapping[str,
             numeric = np.ones(v) if key.startswith("ratio.") else correct[first + key[len(words["model"]):]]
         else:  # stable-rate-without-2
             numeric = correct[key] / 2
-        scale = _scale(key, floats, correct, models)
+        scale = scales.get(key, _scale(key, correct, models))
         worst = np.maximum(worst, relative_error(np.asarray(exact)[:, None], np.asarray(numeric)[:, None], scale))
     return worst
 
 
-def _scale(key: str, floats, correct, models) -> np.ndarray | float | None:
-    """The size a quantity that is exactly zero should be compared at (a difference, a residual)."""
+def _scale(key: str, correct, models) -> np.ndarray | float | None:
+    """The size at which a relabelled right answer is compared (a residual, a difference of two
+    right answers); a mistaken path's own quantities carry their sizes from :func:`student_run`."""
     parts = key.split(".")
     if len(parts) < 2:
         return None
     m, kind = parts[0], parts[1]
-    values = {**correct, **floats}
     if kind == "r":
         model = next((mf for mf in models if mf.name == m), None)
         return None if model is None else np.max(np.abs(model.case.y), axis=1)
     if kind == "contraction":
         return 1.0
-    if kind == "change" and f"{m}.start.{parts[2]}" in values:
-        return np.maximum(np.abs(values[f"{m}.start.{parts[2]}"]), np.abs(values.get(f"{m}.end.{parts[2]}", 0.0)))
+    if kind == "change" and f"{m}.start.{parts[2]}" in correct:
+        return np.maximum(np.abs(correct[f"{m}.start.{parts[2]}"]), np.abs(correct.get(f"{m}.end.{parts[2]}", 0.0)))
     if kind == "fq" and parts[-1] == "change":
         base = ".".join(parts[:3])
-        return np.maximum(np.abs(values.get(f"{base}.start", 0.0)), np.abs(values.get(f"{base}.end", 0.0)))
+        return np.maximum(np.abs(correct.get(f"{base}.start", 0.0)), np.abs(correct.get(f"{base}.end", 0.0)))
     return None

@@ -16,19 +16,33 @@ import sympy as sp
 
 from symreparam.errors import VerificationError
 
-# value, derivative (N, p) or None when the node does not depend on the parameters
-Dual = tuple[np.ndarray, "np.ndarray | None"]
+# A node returns (value, derivative, size, derivative size). The derivative (N, p) and its size are
+# None when the node does not depend on the parameters. ``size`` bounds the rounding error of the
+# value in units of machine epsilon (a first-order running error bound): the sum of the magnitudes
+# of the terms it was computed from, carried through every operation. It is the scale at which a
+# value that is exactly zero after cancellation (0.1*3 - 0.3) is compared with its float64 noise.
+Dual = tuple[np.ndarray, "np.ndarray | None", np.ndarray, "np.ndarray | None"]
 Node = Callable[[np.ndarray, np.ndarray], Dual]
 
 
-def _unary(value: Callable, slope: Callable) -> Callable[[Node], Node]:
+def _chain(v, du, su, dsu, u, slope, curve) -> Dual:
+    """f(u) from u's dual: value v = f(u), slope f'(u), curvature f''(u) (used only for sizes)."""
+    size = np.abs(v) + np.abs(slope) * su
+    if du is None:
+        return v, None, size, None
+    der = slope[:, None] * du
+    der_size = np.abs(slope)[:, None] * dsu + (np.abs(curve) * su)[:, None] * np.abs(du)
+    return v, der, size, der_size
+
+
+def _unary(value: Callable, slope: Callable, curve: Callable) -> Callable[[Node], Node]:
     """Chain rule for f(u): value f(u), derivative f'(u) * du."""
 
     def make(arg: Node) -> Node:
         def run(x, w):
-            u, du = arg(x, w)
+            u, du, su, dsu = arg(x, w)
             v = value(u)
-            return v, None if du is None else slope(u, v)[:, None] * du
+            return _chain(v, du, su, dsu, u, slope(u, v), curve(u, v))
 
         return run
 
@@ -36,12 +50,12 @@ def _unary(value: Callable, slope: Callable) -> Callable[[Node], Node]:
 
 
 _FUNCTIONS: dict[type, Callable[[Node], Node]] = {
-    sp.exp: _unary(np.exp, lambda u, v: v),
-    sp.log: _unary(np.log, lambda u, v: 1.0 / u),
-    sp.sin: _unary(np.sin, lambda u, v: np.cos(u)),
-    sp.cos: _unary(np.cos, lambda u, v: -np.sin(u)),
-    sp.tanh: _unary(np.tanh, lambda u, v: 1.0 - v * v),
-    sp.Abs: _unary(np.abs, lambda u, v: np.sign(u)),
+    sp.exp: _unary(np.exp, lambda u, v: v, lambda u, v: v),
+    sp.log: _unary(np.log, lambda u, v: 1.0 / u, lambda u, v: -1.0 / (u * u)),
+    sp.sin: _unary(np.sin, lambda u, v: np.cos(u), lambda u, v: -v),
+    sp.cos: _unary(np.cos, lambda u, v: -np.sin(u), lambda u, v: -v),
+    sp.tanh: _unary(np.tanh, lambda u, v: 1.0 - v * v, lambda u, v: -2.0 * v * (1.0 - v * v)),
+    sp.Abs: _unary(np.abs, lambda u, v: np.sign(u), lambda u, v: np.zeros_like(u)),
 }
 
 
@@ -62,6 +76,20 @@ def exact_float(value: sp.Expr) -> float:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """A model at N points: values (N,), Jacobian (N, p), and the sizes that bound their rounding.
+
+    ``size`` and ``jacobian_size`` are the sums of the magnitudes of the terms each value was computed
+    from (see :data:`Dual`); a float64 value is within a small multiple of eps * size of the exact one.
+    """
+
+    value: np.ndarray
+    jacobian: np.ndarray
+    size: np.ndarray
+    jacobian_size: np.ndarray
+
+
+@dataclass(frozen=True)
 class CompiledModel:
     """A model compiled for float64 evaluation with parameter derivatives."""
 
@@ -74,17 +102,26 @@ class CompiledModel:
         ``w`` is one parameter vector (p,) shared by all points, or one per point (N, p), which is how
         many variants of an exercise are checked in a single vectorised pass.
         """
+        out = self.evaluate(x, w)
+        return out.value, out.jacobian
+
+    def evaluate(self, x: np.ndarray, w: Sequence[float] | np.ndarray) -> Evaluation:
+        """Values, Jacobian and their sizes at points ``x`` (N, d); ``w`` as for ``__call__``."""
         x = np.asarray(x, dtype=float)
         w = np.asarray(w, dtype=float)
         if w.ndim == 1:
             w = np.broadcast_to(w, (x.shape[0], self.n_params))
         with np.errstate(all="ignore"):
-            value, der = self.root(x, w)
-        n = x.shape[0]
-        value = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+            value, der, size, der_size = self.root(x, w)
+        n, p = x.shape[0], self.n_params
         if der is None:
-            der = np.zeros((n, self.n_params))
-        return value, np.broadcast_to(der, (n, self.n_params)).copy()
+            der = der_size = np.zeros((n, p))
+        return Evaluation(
+            value=np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy(),
+            jacobian=np.broadcast_to(der, (n, p)).copy(),
+            size=np.broadcast_to(np.asarray(size, dtype=float), (n,)).copy(),
+            jacobian_size=np.broadcast_to(der_size, (n, p)).copy(),
+        )
 
 
 def compile_model(expr: sp.Expr, inputs: Sequence[sp.Symbol], params: Sequence[sp.Symbol]) -> CompiledModel:
@@ -104,16 +141,21 @@ def compile_model(expr: sp.Expr, inputs: Sequence[sp.Symbol], params: Sequence[s
     def _build(node: sp.Basic) -> Node:
         if node.is_Number or node.is_NumberSymbol:
             constant = exact_float(node)
-            return lambda x, w: (np.full(x.shape[0], constant), None)
+            return lambda x, w: (np.full(x.shape[0], constant), None, np.full(x.shape[0], abs(constant)), None)
         if node.is_Symbol:
             if node in input_index:
                 col = input_index[node]
-                return lambda x, w: (x[:, col], None)
+                return lambda x, w: (x[:, col], None, np.abs(x[:, col]), None)
             if node in param_index:
                 j = param_index[node]
                 unit = np.zeros(p)
                 unit[j] = 1.0
-                return lambda x, w: (w[:, j], np.broadcast_to(unit, (x.shape[0], p)))
+
+                def parameter(x, w):
+                    der = np.broadcast_to(unit, (x.shape[0], p))
+                    return w[:, j], der, np.abs(w[:, j]), der
+
+                return parameter
             raise VerificationError("verification", f"cannot evaluate the unknown symbol {node}")
         if node.is_Add:
             parts = [build(a) for a in node.args]
@@ -131,29 +173,31 @@ def compile_model(expr: sp.Expr, inputs: Sequence[sp.Symbol], params: Sequence[s
     return CompiledModel(build(expr), p)
 
 
+def _add(a, b):
+    """a + b where None is zero."""
+    return b if a is None else a if b is None else a + b
+
+
 def _sum(duals) -> Dual:
-    value, der = 0.0, None
-    for v, d in duals:
+    value, der, size, der_size = 0.0, None, 0.0, None
+    for v, d, s, ds in duals:
         value = value + v
-        if d is not None:
-            der = d if der is None else der + d
-    return value, der
+        size = size + s
+        der = _add(der, d)
+        der_size = _add(der_size, ds)
+    return value, der, size, der_size
 
 
 def _product(duals: list[Dual]) -> Dual:
-    value = duals[0][0]
-    der = duals[0][1]
-    for v, d in duals[1:]:
-        # (a b)' = a' b + a b'
-        new_der = None
-        if der is not None:
-            new_der = der * v[:, None]
-        if d is not None:
-            term = d * value[:, None]
-            new_der = term if new_der is None else new_der + term
+    value, der, size, der_size = duals[0]
+    for v, d, s, ds in duals[1:]:
+        # (a b)' = a' b + a b'; sizes follow the same rule on the magnitudes
+        der = _add(None if der is None else der * v[:, None], None if d is None else d * value[:, None])
+        der_size = _add(None if der_size is None else der_size * s[:, None],
+                        None if ds is None else ds * size[:, None])
         value = value * v
-        der = new_der
-    return value, der
+        size = size * s
+    return value, der, size, der_size
 
 
 def _power(base: Node, exponent_expr: sp.Expr, exponent: Node) -> Node:
@@ -161,25 +205,27 @@ def _power(base: Node, exponent_expr: sp.Expr, exponent: Node) -> Node:
         e = exact_float(exponent_expr)
 
         def run(x, w):
-            b, db = base(x, w)
-            v = np.power(b, e)
-            if db is None:
-                return v, None
-            return v, (e * np.power(b, e - 1.0))[:, None] * db
+            b, db, sb, dsb = base(x, w)
+            return _chain(np.power(b, e), db, sb, dsb, b, e * np.power(b, e - 1.0), e * (e - 1.0) * np.power(b, e - 2.0))
 
         return run
 
     def general(x, w):
-        # b^e = exp(e log b): d = b^e (e' log b + e b'/b)
-        b, db = base(x, w)
-        e, de = exponent(x, w)
+        # b^e = exp(e log b): d = b^e (e' log b + e b'/b); the size of the exponent e log b is carried
+        # into exp's rule, so an error in either b or e counts at its weight
+        b, db, sb, dsb = base(x, w)
+        e, de, se, dse = exponent(x, w)
         v = np.power(b, e)
-        der = None
-        if de is not None:
-            der = (v * np.log(b))[:, None] * de
-        if db is not None:
-            term = (v * e / b)[:, None] * db
-            der = term if der is None else der + term
-        return v, der
+        log_b = np.log(b)
+        inner_size = np.abs(log_b) * se + np.abs(e / b) * sb
+        der = _add(None if de is None else (v * log_b)[:, None] * de,
+                   None if db is None else (v * e / b)[:, None] * db)
+        size = np.abs(v) * (1.0 + inner_size)
+        der_size = None
+        if der is not None:
+            inner = _add(None if dse is None else np.abs(log_b)[:, None] * dse,
+                         None if dsb is None else np.abs(e / b)[:, None] * dsb)
+            der_size = np.abs(v)[:, None] * (inner + inner_size[:, None] * np.abs(der / np.where(v == 0, 1.0, v)[:, None]))
+        return v, der, size, der_size
 
     return general

@@ -570,8 +570,8 @@ def _number_value(text: str, column: int, ctx: _Context) -> sympy.Rational:
     exponent = int(exponent_text) if exponent_text else 0
     if abs(exponent) > limits.max_scientific_exponent:
         raise ctx.error(
-            f"the exponent in '{text}' at column {column} is too large "
-            f"(limit {limits.max_scientific_exponent})"
+            f"the exponent in '{text}' at column {column} is out of range (limit -{limits.max_scientific_exponent} "
+            f"to {limits.max_scientific_exponent})"
         )
     whole, _, fraction = mantissa.partition(".")
     digits = int((whole + fraction) or "0")

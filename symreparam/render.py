@@ -280,11 +280,12 @@ def render_text(solution: Solution) -> str:
                                           f"{m['function_step']}"])
         if m["stability"]:
             s = m["stability"]
+            run = f"; {s['run']}" if s["run"] else ""
             at = f"; at lr = {pb['lr']} it {s['behaviour']}" if s["behaviour"] else ""
-            lines += _block("stability", [f"converges iff 0 < lr < {s['max_lr']} (largest Hessian eigenvalue "
-                                          f"{s['lambda_max']}){at}"])
+            lines += _block("stability", textwrap.wrap(f"converges iff 0 < lr < {s['max_lr']} (largest Hessian "
+                                                       f"eigenvalue {s['lambda_max']}){run}{at}", WIDTH - 20))
         if m["limit"] is not None:
-            where = f" (reached for every 0 < lr < {m['stability']['max_lr']})" if m["stability"] else ""
+            where = f" ({m['stability']['reach']})" if m["stability"] else ""
             lines += _block("limit T -> oo", [", ".join(m["limit"]) + where,
                                               f"{m['name']}({m['args']}) = {m['function_limit']}"])
         if m["newton"] is not None:
@@ -361,6 +362,8 @@ def to_json(solution: Solution) -> dict:
                                                        ms.changes)},
             "max_stable_lr": None if stability is None else text(stability.max_lr),
             "lr_behaviour": None if stability is None else stability.behaviour,
+            "max_stable_lr_from_start": None if stability is None else text(stability.max_lr_run),
+            "top_direction_excited": None if stability is None else stability.top_excited,
             "limit": None if d.limit is None else {w: text(v) for w, v in zip(names, d.limit)},
             "limit_reached": _limit_reached(d),
             "function_limit": _s(d.function_limit),

@@ -118,11 +118,12 @@ def model_outline(p: Printer, solution: Solution, ms: ModelSolution) -> dict:
 
     stability = None
     if d.stability is not None:
-        behaviour = d.stability.behaviour
         stability = {
             "lambda_max": p.expr(d.stability.lambda_max),
             "max_lr": p.expr(d.stability.max_lr),
-            "behaviour": behaviour,
+            "behaviour": d.stability.behaviour,
+            "run": _run_note(p, d.stability),
+            "reach": _reach(p, d.stability),
         }
     linear = None
     if ms.reparam is not None:
@@ -240,6 +241,25 @@ def conclusion(p: Printer, solution: Solution) -> list[str]:
                     sentence += p.words(" ") + p.math(p.name(m.name)) + p.words(f": {s.behaviour}.")
         out.append(sentence)
     return out
+
+
+def _run_note(p: Printer, s) -> str | None:
+    """What this start excites, where that is not every direction (None: the run feels the top one)."""
+    if s.top_excited or s.lambda_max == 0:
+        return None
+    if s.lambda_run == 0:
+        return p.words("the start is already a minimum (its gradient is zero), so it excites no direction")
+    return (p.words("the top direction is not excited from this start: the largest eigenvalue it excites is ")
+            + p.math(p.expr(s.lambda_run)) + p.words(", so this run converges for ")
+            + p.math("0 < " + (r"\eta" if p.is_tex else "lr") + " < " + p.expr(s.max_lr_run)))
+
+
+def _reach(p: Printer, s) -> str:
+    """For which rates gradient descent from this start goes to the limit."""
+    if s.max_lr_run == sp.oo:
+        return p.words("already reached at the start, whatever the rate")
+    rate = r"\eta" if p.is_tex else "lr"
+    return p.words("reached for every ") + p.math(f"0 < {rate} < " + p.expr(s.max_lr_run))
 
 
 def outline(p: Printer, solution: Solution) -> dict:

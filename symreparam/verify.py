@@ -23,7 +23,7 @@ import sympy as sp
 
 from symreparam.derive import ModelDerivation, loss_factor
 from symreparam.errors import VerificationError
-from symreparam.numeric import CompiledModel, compile_model, exact_float
+from symreparam.numeric import CompiledModel, Evaluation, compile_model, exact_float
 from symreparam.problem import Problem
 from symreparam.reparam import Basis, Reparameterisation
 
@@ -126,7 +126,10 @@ def relative_error(exact: np.ndarray, approx: np.ndarray, scale: np.ndarray | fl
     """Per variant: max |exact - approx| / max(|exact|, |approx|, scale) over all but the first axis.
 
     Errors are relative to the size of the whole quantity (a vector, a matrix), so a component that
-    is zero by cancellation does not inflate them. Non-finite values count as infinitely wrong.
+    is zero by cancellation does not inflate them. ``scale`` is the size of the terms the quantity was
+    computed from (per variant, or per entry like ``exact``; see :func:`sizes`): a quantity that is
+    exactly zero, such as the gradient at the least-squares optimum, is compared with float64's noise
+    on that scale rather than on its own (zero) size. Non-finite values count as infinitely wrong.
     """
     exact = np.asarray(exact, dtype=float)
     approx = np.asarray(approx, dtype=float)
@@ -138,7 +141,9 @@ def relative_error(exact: np.ndarray, approx: np.ndarray, scale: np.ndarray | fl
     with np.errstate(all="ignore"):
         size = np.maximum(np.max(np.abs(e), axis=1), np.max(np.abs(a), axis=1))
         if scale is not None:
-            size = np.maximum(size, np.broadcast_to(np.asarray(scale, dtype=float), (v,)))
+            s = np.asarray(scale, dtype=float)
+            s = np.broadcast_to(s, (v,)) if s.ndim <= 1 else np.max(s.reshape(v, -1), axis=1)
+            size = np.maximum(size, np.where(np.isfinite(s), s, 0.0))
         err = np.max(np.abs(e - a), axis=1) / np.maximum(size, _TINY)
     bad = ~(np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(a), axis=1))
     return np.where(bad, np.inf, err)
@@ -151,69 +156,97 @@ def _rows(values: np.ndarray) -> np.ndarray:
 
 def evaluate_at(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters."""
+    out = evaluate_sized(case, points, w)
+    return out.value, out.jacobian
+
+
+def evaluate_sized(case: Case, points: np.ndarray, w: np.ndarray) -> Evaluation:
+    """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters, with their sizes."""
     v, m = points.shape[:2]
-    params = np.repeat(w, m, axis=0)
-    value, jac = case.model(_rows(points), params)
-    return value.reshape(v, m), jac.reshape(v, m, -1)
+    out = case.model.evaluate(_rows(points), np.repeat(w, m, axis=0))
+    return Evaluation(out.value.reshape(v, m), out.jacobian.reshape(v, m, -1),
+                      out.size.reshape(v, m), out.jacobian_size.reshape(v, m, -1))
+
+
+def sizes(case: Case, at: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """The residuals r = f - y at the data (V, n) and the size of the terms they come from (V, n).
+
+    Every quantity built from residuals (gradients, steps, function-space steps, limits) takes its
+    scale from these sizes by the same products and sums as its value; that is the one rule by which
+    ``solve``, ``generate`` and ``check`` tell float64 noise from a wrong exact answer.
+    """
+    return at.value - case.y, at.size + np.abs(case.y)
 
 
 def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
     """Recompute everything from ``case`` and compare with ``exact``: {check name: error per variant}."""
-    n = case.x.shape[1]
-    f0, jac = evaluate_at(case, case.x, case.w0)
-    r0 = f0 - case.y
+    start = evaluate_sized(case, case.x, case.w0)
+    jac, s_jac = start.jacobian, start.jacobian_size
+    r0, s_r0 = sizes(case, start)
+    cprime = np.abs(case.cprime)[:, None]
     grad = case.cprime[:, None] * np.einsum("vnp,vn->vp", jac, r0)
     out = {
-        "the residuals at initialisation": relative_error(exact.residuals, r0, np.max(np.abs(case.y), axis=1)),
-        "the Jacobian df/dw at the data": relative_error(exact.jacobian, jac),
-        "the gradient at initialisation": relative_error(exact.gradient, grad),
-        "the tangent-kernel Gram matrix": relative_error(exact.gram, np.einsum("vnp,vmp->vnm", jac, jac)),
+        "the residuals at initialisation": relative_error(exact.residuals, r0, s_r0),
+        "the Jacobian df/dw at the data": relative_error(exact.jacobian, jac, s_jac),
+        "the gradient at initialisation": relative_error(exact.gradient, grad,
+                                                         cprime * np.einsum("vnp,vn->vp", s_jac, s_r0)),
+        "the tangent-kernel Gram matrix": relative_error(exact.gram, np.einsum("vnp,vmp->vnm", jac, jac),
+                                                         np.einsum("vnp,vmp->vnm", s_jac, s_jac)),
     }
     affine = None
     if case.linear:
-        f_zero, jac_zero, err = _affine(case, f0, jac)
+        affine, err = _affine(case, start)
         out["that the model is affine in its parameters"] = err
-        affine = (f_zero, jac_zero)
     out["every gradient-descent step"] = _steps(case, exact, affine)
 
-    fp0, jac_probe = evaluate_at(case, case.probes, case.w0)
+    probe = evaluate_sized(case, case.probes, case.w0)
+    fp0, jac_probe = probe.value, probe.jacobian
     kernel = np.einsum("vmp,vnp->vmn", jac_probe, jac)
-    out["the tangent kernel K(x, x_i)"] = relative_error(exact.kernel, kernel)
-    step = fp0 - (case.lr * case.cprime)[:, None] * np.einsum("vmn,vn->vm", kernel, r0)
-    out["the function-space form of the step"] = relative_error(exact.f_step, step, np.max(np.abs(fp0), axis=1))
-    out["the function at the start"] = relative_error(exact.f_initial, fp0)
-    final = _function(case, exact.trajectory[:, -1], exact.shift[:, -1], affine)
-    out["the function after the steps"] = relative_error(exact.f_final, final)
+    s_kernel = np.einsum("vmp,vnp->vmn", probe.jacobian_size, s_jac)
+    out["the tangent kernel K(x, x_i)"] = relative_error(exact.kernel, kernel, s_kernel)
+    rate = case.lr * case.cprime
+    step = fp0 - rate[:, None] * np.einsum("vmn,vn->vm", kernel, r0)
+    s_step = probe.size + np.abs(rate)[:, None] * np.einsum("vmn,vn->vm", s_kernel, s_r0)
+    out["the function-space form of the step"] = relative_error(exact.f_step, step, s_step)
+    out["the function at the start"] = relative_error(exact.f_initial, fp0, probe.size)
+    final, s_final = _function(case, exact.trajectory[:, -1], exact.shift[:, -1], affine)
+    out["the function after the steps"] = relative_error(exact.f_final, final, s_final)
     out["the basis coefficients"] = np.maximum(
-        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_initial), fp0),
-        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_final), final))
+        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_initial), fp0, probe.size),
+        relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_final), final, s_final))
     if exact.coef_path is not None:
         out["the basis coefficients after every step"] = np.max(np.stack([
             relative_error(np.einsum("vmk,vk->vm", exact.basis, exact.coef_path[:, t]),
-                           _function(case, exact.trajectory[:, t], exact.shift[:, t], affine))
+                           *_function(case, exact.trajectory[:, t], exact.shift[:, t], affine))
             for t in range(exact.coef_path.shape[1])]), axis=0)
     if case.linear:
-        out.update(_linear_checks(case, exact, jac, r0, n))
+        out.update(_linear_checks(case, exact, start, r0, s_r0))
     return out
 
 
-def _affine(case: Case, f0: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """f(x_i; 0), the constant Jacobian of a model classed as linear, and per variant how far from
-    affine it looks in float64.
+def _affine(case: Case, start: Evaluation) -> tuple[Evaluation, np.ndarray]:
+    """The model at w = 0 on the data (f(x_i; 0) and the constant Jacobian of a model classed as
+    linear), and per variant how far from affine it looks in float64.
 
     Were the structural linearity test wrong, the affine shortcut in the step checks would hide it;
     comparing f and J at w = 0 and at w0 catches that (it is reported as a check of its own).
     """
-    f_zero, jac_zero = evaluate_at(case, case.x, np.zeros_like(case.w0))
-    err = np.maximum(relative_error(jac_zero, jac),
-                     relative_error(f0, f_zero + np.einsum("vnp,vp->vn", jac_zero, case.w0)))
-    return f_zero, jac_zero, err
+    zero = evaluate_sized(case, case.x, np.zeros_like(case.w0))
+    moved = np.einsum("vnp,vp->vn", zero.jacobian, case.w0)
+    err = np.maximum(relative_error(zero.jacobian, start.jacobian, start.jacobian_size),
+                     relative_error(start.value, zero.value + moved,
+                                    start.size + np.einsum("vnp,vp->vn", zero.jacobian_size, np.abs(case.w0))))
+    return zero, err
 
 
-def _steps(case: Case, exact: Exact, affine) -> np.ndarray:
-    """Each exact step against one float step from the exact previous iterate (per variant: max error)."""
+def _steps(case: Case, exact: Exact, affine: Evaluation | None) -> np.ndarray:
+    """Each exact step against one float step from the exact previous iterate (per variant: max error).
+
+    The scale of a step is that of the previous iterate and of the terms of its move, so a run that
+    stays put (a move that is exactly zero) is judged on the size of w, not on float64's noise."""
     worst = np.zeros(case.x.shape[0])
     traj = exact.trajectory
+    rate = case.lr * case.cprime
     for t in range(traj.shape[1] - 1):
         # Compare at the scale of the later iterate; rescaling by a power of two is exact.
         shift = exact.shift[:, t + 1]
@@ -223,45 +256,57 @@ def _steps(case: Case, exact: Exact, affine) -> np.ndarray:
                 raise VerificationError(
                     "verification", "the iterates exceed the float64 range and the model is not linear, so "
                     "they cannot be checked; use fewer steps")
-            f, jac = evaluate_at(case, case.x, u)
-            residual = f - case.y
+            at = evaluate_sized(case, case.x, u)
+            jac, s_jac = at.jacobian, at.jacobian_size
+            residual, s_residual = sizes(case, at)
         else:
             # f(w)/s = J u + f(0)/s exactly for w = s u.
-            f_zero, jac = affine
-            residual = np.einsum("vnp,vp->vn", jac, u) + (f_zero - case.y) / np.exp2(shift)[:, None]
-        move = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, residual)
+            jac, s_jac = affine.jacobian, affine.jacobian_size
+            scale = np.exp2(shift)[:, None]
+            residual = np.einsum("vnp,vp->vn", jac, u) + (affine.value - case.y) / scale
+            s_residual = np.einsum("vnp,vp->vn", s_jac, np.abs(u)) + (affine.size + np.abs(case.y)) / scale
+        move = rate[:, None] * np.einsum("vnp,vn->vp", jac, residual)
         predicted = u - move
-        size = np.maximum(np.max(np.abs(u), axis=1), np.max(np.abs(move), axis=1))
+        size = np.abs(u) + np.abs(rate)[:, None] * np.einsum("vnp,vn->vp", s_jac, s_residual)
         worst = np.maximum(worst, relative_error(traj[:, t + 1], predicted, size))
     return worst
 
 
-def _function(case: Case, u: np.ndarray, shift: np.ndarray, affine) -> np.ndarray:
-    """f(probe; w) / 2**shift for w = u 2**shift."""
+def _function(case: Case, u: np.ndarray, shift: np.ndarray, affine) -> tuple[np.ndarray, np.ndarray]:
+    """f(probe; w) / 2**shift for w = u 2**shift, and the size of its terms."""
     if affine is None or not np.any(shift):
-        return evaluate_at(case, case.probes, u)[0]
-    f_zero, jac = evaluate_at(case, case.probes, np.zeros_like(u))
-    return np.einsum("vmp,vp->vm", jac, u) + f_zero / np.exp2(shift)[:, None]
+        at = evaluate_sized(case, case.probes, u)
+        return at.value, at.size
+    zero = evaluate_sized(case, case.probes, np.zeros_like(u))
+    scale = np.exp2(shift)[:, None]
+    return (np.einsum("vmp,vp->vm", zero.jacobian, u) + zero.value / scale,
+            np.einsum("vmp,vp->vm", zero.jacobian_size, np.abs(u)) + zero.size / scale)
 
 
-def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n: int) -> dict[str, np.ndarray]:
+def _linear_checks(case: Case, exact: Exact, start: Evaluation, r0: np.ndarray, s_r0: np.ndarray,
+                   ) -> dict[str, np.ndarray]:
     out = {}
+    jac, s_jac = start.jacobian, start.jacobian_size
+    cprime = np.abs(case.cprime)[:, None, None]
     hessian = case.cprime[:, None, None] * np.einsum("vnp,vnq->vpq", jac, jac)
+    s_hessian = cprime * np.einsum("vnp,vnq->vpq", s_jac, s_jac)
+    h_size = np.max(s_hessian, axis=(1, 2)) if s_hessian.shape[1] else np.zeros(len(case.w0))
     w0 = case.w0
-    scale_w = np.max(np.abs(w0), axis=1)
+    # w0 - J^+ r0 (the limit, and Newton's step for a full-rank J): J^+ applied to the residuals' sizes
+    pinv = np.linalg.pinv(jac)
+    s_solution = np.abs(w0) + np.einsum("vpn,vn->vp", np.abs(pinv), s_r0)
     if exact.lambda_max is not None:
         lam = np.max(np.linalg.eigvalsh(hessian), axis=1) if hessian.shape[1] else np.zeros(len(w0))
-        out["the largest Hessian eigenvalue"] = relative_error(exact.lambda_max[:, None], lam[:, None],
-                                                               np.max(np.abs(hessian), axis=(1, 2)))
+        out["the largest Hessian eigenvalue"] = relative_error(exact.lambda_max[:, None], lam[:, None], h_size)
         with np.errstate(divide="ignore"):
             numeric_max = np.where(lam > 0, 2.0 / lam, np.inf)
         finite = np.isfinite(exact.max_lr) & np.isfinite(numeric_max)
-        same_inf = np.isinf(exact.max_lr) & (lam <= 1e-12 * np.maximum(np.max(np.abs(hessian), axis=(1, 2)), 1))
+        same_inf = np.isinf(exact.max_lr) & (lam <= 1e-12 * np.maximum(h_size, 1))
         err = relative_error(np.where(finite, exact.max_lr, 0)[:, None], np.where(finite, numeric_max, 0)[:, None])
         out["the largest stable learning rate"] = np.where(finite | same_inf, err, np.inf)
     if exact.limit is not None:
-        numeric = w0 - np.einsum("vpn,vn->vp", np.linalg.pinv(jac), r0)
-        out["the limit of gradient descent"] = relative_error(exact.limit, numeric, scale_w)
+        numeric = w0 - np.einsum("vpn,vn->vp", pinv, r0)
+        out["the limit of gradient descent"] = relative_error(exact.limit, numeric, s_solution)
     if exact.newton is not None:
         has = np.all(np.isfinite(exact.newton), axis=1)
         numeric = np.full_like(w0, np.nan)
@@ -269,34 +314,38 @@ def _linear_checks(case: Case, exact: Exact, jac: np.ndarray, r0: np.ndarray, n:
             gram = np.einsum("vnp,vnq->vpq", jac[has], jac[has])
             rhs = np.einsum("vnp,vn->vp", jac[has], r0[has])
             numeric[has] = w0[has] - np.linalg.solve(gram, rhs[..., None])[..., 0]
-        err = relative_error(np.where(has[:, None], exact.newton, 0), np.where(has[:, None], numeric, 0), scale_w)
+        err = relative_error(np.where(has[:, None], exact.newton, 0), np.where(has[:, None], numeric, 0), s_solution)
         out["the Newton step"] = err
         if exact.newton_move is not None:
             out["the Newton move"] = relative_error(np.where(has[:, None], exact.newton_move, 0),
-                                                    np.where(has[:, None], numeric - w0, 0))
+                                                    np.where(has[:, None], numeric - w0, 0), s_solution)
     if exact.hessian is not None:
-        out["the Hessian of the loss"] = relative_error(exact.hessian, hessian)
+        out["the Hessian of the loss"] = relative_error(exact.hessian, hessian, s_hessian)
     if exact.step_map is not None:
         p = w0.shape[1]
+        rate = np.abs(case.lr)[:, None, None]
         step_map = np.eye(p)[None] - case.lr[:, None, None] * hessian
-        f_zero = evaluate_at(case, case.x, np.zeros_like(w0))[0]
-        offset = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, case.y - f_zero)
-        out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map),
-                                                      relative_error(exact.step_offset, offset, scale_w))
+        zero = evaluate_sized(case, case.x, np.zeros_like(w0))
+        offset = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, case.y - zero.value)
+        s_offset = (rate * cprime)[:, :, 0] * np.einsum("vnp,vn->vp", s_jac, np.abs(case.y) + zero.size)
+        out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map, 1 + rate * s_hessian),
+                                                      relative_error(exact.step_offset, offset, s_offset))
     if exact.margin is not None:
         p = w0.shape[1]
         shifted = (2.0 / case.lr)[:, None, None] * np.eye(p)[None] - hessian
-        size = np.max(np.abs(shifted), axis=(1, 2))
+        size = np.abs(2.0 / case.lr) + h_size
         out["the convergence test (2/lr) I - H"] = np.max(np.stack([
             relative_error(exact.margin[:, k - 1:k], np.linalg.det(shifted[:, :k, :k])[:, None], size**k)
             for k in range(1, p + 1)]), axis=0)
     if exact.A is not None:
         phi = exact.basis
-        f_zero, jac_probe = evaluate_at(case, case.probes, np.zeros_like(w0))
-        out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), jac_probe)
-        out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), f_zero,
-                                             np.max(np.abs(jac_probe), axis=(1, 2)))
-        out["the preconditioner P = A A^T"] = relative_error(exact.P, np.einsum("vkp,vlp->vkl", exact.A, exact.A))
+        zero = evaluate_sized(case, case.probes, np.zeros_like(w0))
+        out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), zero.jacobian,
+                                                         zero.jacobian_size)
+        out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), zero.value,
+                                             np.maximum(zero.size, np.max(np.abs(zero.jacobian), axis=(1, 2))[:, None]))
+        out["the preconditioner P = A A^T"] = relative_error(exact.P, np.einsum("vkp,vlp->vkl", exact.A, exact.A),
+                                                             np.einsum("vkp,vlp->vkl", np.abs(exact.A), np.abs(exact.A)))
     return out
 
 

@@ -148,15 +148,18 @@ class VariantView:
         return _decimal(*self.fraction(key))
 
     def _behaviour(self, model: str) -> str:
-        """What gradient descent does at this learning rate for ``model`` (exact comparison)."""
-        ln, ld = self.fraction("lr")
-        mn, md = self.fraction(f"{model}.max_lr")
-        lhs, rhs = ln * md, mn * ld  # lr vs max_lr, cross-multiplied (denominators are positive)
-        if lhs > rhs:
-            return "diverges"
-        if lhs == rhs:
-            return "oscillates without converging"
-        return "converges, oscillating" if 2 * lhs > rhs else "converges"
+        """What gradient descent does from this variant's start at its learning rate for ``model``,
+        decided exactly by the engine from the variant's Jacobian and residuals (a start that excites
+        only smaller eigen-directions can converge above the largest stable rate)."""
+        from symreparam.derive import stability_of
+
+        shape = next(m for m in self.program.models if m.name == model)
+        n = len(self.batch.data)
+        rational = lambda key: sp.Rational(*self.fraction(key))  # noqa: E731
+        jacobian = sp.ImmutableMatrix([[rational(f"{model}.J.{i}.{w}") for w in shape.params] for i in range(1, n + 1)])
+        residuals = [rational(f"{model}.r.0.{i}") for i in range(1, n + 1)]
+        scale = loss_scale(self.loss, n)
+        return stability_of(jacobian, residuals, 2 * sp.Rational(*scale), rational("lr")).behaviour
 
     def _sign(self, key: str) -> int:
         """-1, 0 or 1."""

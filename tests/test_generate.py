@@ -439,6 +439,9 @@ answer = "f1.w.1"
     (lambda s: s + "[constraints]\nless = [[\"f1.w.1\", \"f1.w.1\"]]\n", "no valid variant"),
     (lambda s: s + "[templates]\nkey = \"nowhere/key.tex\"\n", "bad.toml: templates.key: no template nowhere/key.tex"),
     (lambda s: s[:20], "not valid TOML"),
+    # a drawn rate is still a name when the problem is read: each variant's value must be positive
+    (lambda s: s.replace('lr = "1/10"', 'lr = "r"').replace("[problem]", 'r = { choice = ["-1/10", "0"] }\n[problem]'),
+     "the learning rate is not positive (200x)"),
 ])
 def test_bad_family_files_get_one_line(tmp_path, edit, message):
     (tmp_path / "bad.toml").write_text(edit(FAMILY.format(name="bad")))

@@ -344,8 +344,8 @@ REFUSALS = [
     ("1.2.3", "'1.2.' is not a number"),
     ("1..2", "'1..' is not a number"),
     ("1" * 41, "is too long (limit 40 characters)"),
-    ("1e999999", "the exponent in '1e999999' at column 1 is too large (limit 50)"),
-    ("1e-51", "the exponent in '1e-51' at column 1 is too large (limit 50)"),
+    ("1e999999", "the exponent in '1e999999' at column 1 is out of range (limit -50 to 50)"),
+    ("1e-51", "the exponent in '1e-51' at column 1 is out of range (limit -50 to 50)"),
     # syntax
     ("w1 x + w2", "could not read 'w1 x + w2' near column 4; did you mean w1*x?"),
     ("2x", "could not read '2x' near column 2; did you mean 2*x?"),
