@@ -449,15 +449,17 @@ def stability_of(jacobian: sp.ImmutableMatrix, residuals, cprime: sp.Expr, lr: s
     if largest is None:
         return None
     lam = sp.expand(cprime * largest)
-    if lam == 0:
-        return Stability(lam, sp.oo, None if lr.free_symbols else "stays put", sp.Integer(0))
+    if lam == 0:  # a flat loss: nothing moves, at any rate
+        return Stability(lam, sp.oo, "stays put", sp.Integer(0))
     max_lr = sp.radsimp(2 / lam)
     run = _excited(small_dm, j.T * sp.ImmutableMatrix(residuals) if in_w else sp.ImmutableMatrix(residuals))
     lam_run = None if run is None else sp.expand(cprime * run)
     if lam_run == 0:
         return Stability(lam, max_lr, "stays put", lam_run)
+    if lam_run is not None and _compare(lam_run, lam) == 0:
+        lam_run = lam  # the same number, written once (a root may come back as radicals or as CRootOf)
     limit = max_lr if lam_run is None else sp.radsimp(2 / lam_run)
-    return Stability(lam, max_lr, _behaviour(lr, limit), lam_run)
+    return Stability(lam, max_lr, behaviour_at(lr, limit), lam_run)
 
 
 def _excited(small, vector: sp.MatrixBase) -> sp.Expr | None:
@@ -470,7 +472,7 @@ def _excited(small, vector: sp.MatrixBase) -> sp.Expr | None:
         return None  # transcendental entries whose zero test SymPy cannot settle: every start's label
 
 
-def _behaviour(lr: sp.Expr, max_lr: sp.Expr) -> str | None:
+def behaviour_at(lr: sp.Expr, max_lr: sp.Expr) -> str | None:
     """What GD does at a numeric learning rate, decided exactly (None when either side is symbolic)."""
     if lr.free_symbols or max_lr.free_symbols:
         return None

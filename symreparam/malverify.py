@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from symreparam.malrules import MalRule, Recipe, student_partials
-from symreparam.verify import Case, evaluate_sized, relative_error, sizes
+from symreparam.verify import Case, evaluate_sized, relative_error, residuals_sized
 
 
 @dataclass(frozen=True)
@@ -61,24 +61,24 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
     v, n, _ = case.x.shape
     p = len(mf.params)
 
-    def at(points, w):
-        return evaluate_sized(case, points, w)
+    def at(points, w, w_size=None):
+        return evaluate_sized(case, points, w, w_size)
 
     if recipe.partials == "inputs-one":
         ones = case.x.copy()
         ones[:, :, : mf.n_inputs] = 1.0
 
-        def direction(w):
-            e = at(ones, w)
+        def direction(w, w_size=None):
+            e = at(ones, w, w_size)
             return e.jacobian, e.jacobian_size
     elif recipe.partials == "no-constant" and mf.contents is not None:
-        def direction(w):
-            e = at(case.x, w)
+        def direction(w, w_size=None):
+            e = at(case.x, w, w_size)
             contents = mf.contents[:, None, :]
             return e.jacobian / contents, e.jacobian_size / np.abs(contents)
     else:
-        def direction(w):
-            e = at(case.x, w)
+        def direction(w, w_size=None):
+            e = at(case.x, w, w_size)
             return e.jacobian, e.jacobian_size
     keep = np.array(mask if mask is not None else [True] * p, dtype=float)
     rate = recipe.sign * case.lr ** recipe.lr_power * case.cprime * factor
@@ -87,30 +87,31 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
     start = at(case.x, case.w0)
     jac0 = start.jacobian
     g0, s_g0 = direction(case.w0)
-    r0, s_r0 = sizes(case, start)
+    r0, s_r0 = residuals_sized(case, start)
     grad = (case.cprime * factor)[:, None] * np.einsum("vnp,vn->vp", g0, r0)
     s_grad = np.abs(case.cprime * factor)[:, None] * np.einsum("vnp,vn->vp", s_g0, s_r0)
     for j, w in enumerate(mf.params):
         out[f"grad.{w}"], size[f"grad.{w}"] = grad[:, j], s_grad[:, j]
-    w = case.w0.copy()
-    path, path_size = [w], [np.abs(w)]
+    # the path is computed in float64, so each iterate carries the size of the terms it came from
+    w, s_w = case.w0.copy(), np.abs(case.w0)
+    path, path_size = [w], [s_w]
     for _ in range(mf.steps):
-        r, s_r = sizes(case, at(case.x, w))
-        d, s_d = direction(w)
+        r, s_r = residuals_sized(case, at(case.x, w, s_w))
+        d, s_d = direction(w, s_w)
         move = rate[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", d, r)
         s_move = np.abs(rate)[:, None] * keep[None, :] * np.einsum("vnp,vn->vp", s_d, s_r)
-        path_size.append(np.abs(w) + s_move)
-        w = w - move
+        w, s_w = w - move, s_w + s_move
         path.append(w)
+        path_size.append(s_w)
     for t, (wt, st) in enumerate(zip(path, path_size)):
         for j, name in enumerate(mf.params):
             out[f"{name}.{t}"], size[f"{name}.{t}"] = wt[:, j], st[:, j]
-        r, s_r = sizes(case, at(case.x, wt))
+        r, s_r = residuals_sized(case, at(case.x, wt, st))
         for i in range(n):
             out[f"r.{t}.{i + 1}"], size[f"r.{t}.{i + 1}"] = r[:, i], s_r[:, i]
         if mf.A is not None:
             theta = np.einsum("vkp,vp->vk", mf.A, wt) + mf.b
-            s_theta = np.einsum("vkp,vp->vk", np.abs(mf.A), np.abs(wt)) + np.abs(mf.b)
+            s_theta = np.einsum("vkp,vp->vk", np.abs(mf.A), st) + np.abs(mf.b)
             for kk, k in enumerate(ids):
                 out[f"coef.{t}.{k}"], size[f"coef.{t}.{k}"] = theta[:, kk], s_theta[:, kk]
     if mf.A is not None:
@@ -120,7 +121,7 @@ def student_run(mf: ModelFloats, recipe: Recipe, factor: np.ndarray, mask: Seque
             out[f"change.{k}"] = out[f"end.{k}"] - out[f"start.{k}"]
             size[f"change.{k}"] = size[f"end.{k}"] + size[f"start.{k}"]
     for q in range(mf.queries.shape[1]):
-        before, after = (at(mf.queries[:, q:q + 1], w) for w in (path[0], path[-1]))
+        before, after = (at(mf.queries[:, q:q + 1], w, s) for w, s in ((path[0], path_size[0]), (path[-1], path_size[-1])))
         key = f"fq.{q + 1}"
         out[f"{key}.start"], size[f"{key}.start"] = before.value[:, 0], before.size[:, 0]
         out[f"{key}.end"], size[f"{key}.end"] = after.value[:, 0], after.size[:, 0]

@@ -17,12 +17,14 @@ import sympy as sp
 from symreparam.errors import VerificationError
 
 # A node returns (value, derivative, size, derivative size). The derivative (N, p) and its size are
-# None when the node does not depend on the parameters. ``size`` bounds the rounding error of the
-# value in units of machine epsilon (a first-order running error bound): the sum of the magnitudes
-# of the terms it was computed from, carried through every operation. It is the scale at which a
-# value that is exactly zero after cancellation (0.1*3 - 0.3) is compared with its float64 noise.
+# None when the node does not depend on the parameters. ``size`` is the sum of the magnitudes of the
+# terms the value was computed from, carried through every operation (a first-order running error
+# bound: the rounding error of the value is within a small multiple of eps * size). It is the scale at
+# which a value that is exactly zero after cancellation (0.1*3 - 0.3) is compared with its float64
+# noise. Nodes are called with the points x, the parameters w and the parameters' own sizes (|w| for
+# exact parameters; larger for parameters that float64 computed, such as a re-computed path).
 Dual = tuple[np.ndarray, "np.ndarray | None", np.ndarray, "np.ndarray | None"]
-Node = Callable[[np.ndarray, np.ndarray], Dual]
+Node = Callable[[np.ndarray, np.ndarray, np.ndarray], Dual]
 
 
 def _chain(v, du, su, dsu, u, slope, curve) -> Dual:
@@ -39,8 +41,8 @@ def _unary(value: Callable, slope: Callable, curve: Callable) -> Callable[[Node]
     """Chain rule for f(u): value f(u), derivative f'(u) * du."""
 
     def make(arg: Node) -> Node:
-        def run(x, w):
-            u, du, su, dsu = arg(x, w)
+        def run(x, w, ws):
+            u, du, su, dsu = arg(x, w, ws)
             v = value(u)
             return _chain(v, du, su, dsu, u, slope(u, v), curve(u, v))
 
@@ -105,14 +107,19 @@ class CompiledModel:
         out = self.evaluate(x, w)
         return out.value, out.jacobian
 
-    def evaluate(self, x: np.ndarray, w: Sequence[float] | np.ndarray) -> Evaluation:
-        """Values, Jacobian and their sizes at points ``x`` (N, d); ``w`` as for ``__call__``."""
+    def evaluate(self, x: np.ndarray, w: Sequence[float] | np.ndarray,
+                 w_size: np.ndarray | None = None) -> Evaluation:
+        """Values, Jacobian and their sizes at points ``x`` (N, d); ``w`` as for ``__call__``.
+
+        ``w_size`` (shaped like ``w``) is the size of parameters that were themselves computed in
+        float64 (default |w|: exact parameters rounded once)."""
         x = np.asarray(x, dtype=float)
         w = np.asarray(w, dtype=float)
         if w.ndim == 1:
             w = np.broadcast_to(w, (x.shape[0], self.n_params))
+        ws = np.abs(w) if w_size is None else np.broadcast_to(np.asarray(w_size, dtype=float), w.shape)
         with np.errstate(all="ignore"):
-            value, der, size, der_size = self.root(x, w)
+            value, der, size, der_size = self.root(x, w, ws)
         n, p = x.shape[0], self.n_params
         if der is None:
             der = der_size = np.zeros((n, p))
@@ -141,28 +148,28 @@ def compile_model(expr: sp.Expr, inputs: Sequence[sp.Symbol], params: Sequence[s
     def _build(node: sp.Basic) -> Node:
         if node.is_Number or node.is_NumberSymbol:
             constant = exact_float(node)
-            return lambda x, w: (np.full(x.shape[0], constant), None, np.full(x.shape[0], abs(constant)), None)
+            return lambda x, w, ws: (np.full(x.shape[0], constant), None, np.full(x.shape[0], abs(constant)), None)
         if node.is_Symbol:
             if node in input_index:
                 col = input_index[node]
-                return lambda x, w: (x[:, col], None, np.abs(x[:, col]), None)
+                return lambda x, w, ws: (x[:, col], None, np.abs(x[:, col]), None)
             if node in param_index:
                 j = param_index[node]
                 unit = np.zeros(p)
                 unit[j] = 1.0
 
-                def parameter(x, w):
+                def parameter(x, w, ws):
                     der = np.broadcast_to(unit, (x.shape[0], p))
-                    return w[:, j], der, np.abs(w[:, j]), der
+                    return w[:, j], der, ws[:, j], der
 
                 return parameter
             raise VerificationError("verification", f"cannot evaluate the unknown symbol {node}")
         if node.is_Add:
             parts = [build(a) for a in node.args]
-            return lambda x, w: _sum(part(x, w) for part in parts)
+            return lambda x, w, ws: _sum(part(x, w, ws) for part in parts)
         if node.is_Mul:
             parts = [build(a) for a in node.args]
-            return lambda x, w: _product([part(x, w) for part in parts])
+            return lambda x, w, ws: _product([part(x, w, ws) for part in parts])
         if node.is_Pow:
             return _power(build(node.base), node.exp, build(node.exp))
         for kind, make in _FUNCTIONS.items():
@@ -204,17 +211,17 @@ def _power(base: Node, exponent_expr: sp.Expr, exponent: Node) -> Node:
     if exponent_expr.is_Number:
         e = exact_float(exponent_expr)
 
-        def run(x, w):
-            b, db, sb, dsb = base(x, w)
+        def run(x, w, ws):
+            b, db, sb, dsb = base(x, w, ws)
             return _chain(np.power(b, e), db, sb, dsb, b, e * np.power(b, e - 1.0), e * (e - 1.0) * np.power(b, e - 2.0))
 
         return run
 
-    def general(x, w):
+    def general(x, w, ws):
         # b^e = exp(e log b): d = b^e (e' log b + e b'/b); the size of the exponent e log b is carried
         # into exp's rule, so an error in either b or e counts at its weight
-        b, db, sb, dsb = base(x, w)
-        e, de, se, dse = exponent(x, w)
+        b, db, sb, dsb = base(x, w, ws)
+        e, de, se, dse = exponent(x, w, ws)
         v = np.power(b, e)
         log_b = np.log(b)
         inner_size = np.abs(log_b) * se + np.abs(e / b) * sb
@@ -223,9 +230,11 @@ def _power(base: Node, exponent_expr: sp.Expr, exponent: Node) -> Node:
         size = np.abs(v) * (1.0 + inner_size)
         der_size = None
         if der is not None:
+            # d(b^e) = b^e d(e log b): the size of b^e times that of d(e log b), plus the size of the
+            # exponent's own error carried into the derivative, |der| * inner_size
             inner = _add(None if dse is None else np.abs(log_b)[:, None] * dse,
                          None if dsb is None else np.abs(e / b)[:, None] * dsb)
-            der_size = np.abs(v)[:, None] * (inner + inner_size[:, None] * np.abs(der / np.where(v == 0, 1.0, v)[:, None]))
+            der_size = np.abs(v)[:, None] * inner + np.abs(der) * inner_size[:, None]
         return v, der, size, der_size
 
     return general

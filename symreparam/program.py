@@ -28,7 +28,7 @@ from symreparam.problem import Origin, Problem, build_problem
 
 from symreparam.solution import Analysis, analyse
 from symreparam.malverify import ModelFloats, content_floats, mistake_error
-from symreparam.verify import Case, Exact, check, evaluate_sized, quiet, relative_error, sizes
+from symreparam.verify import Case, Exact, check, evaluate_sized, quiet, relative_error, residuals_sized
 
 
 @dataclass(frozen=True)
@@ -462,7 +462,7 @@ def verify_batch(batch: Batch) -> np.ndarray:
         )
         errors = check(case, exact)
         # grad_theta L = c' Phi^T r0 with Phi the basis at the data: recomputed from the model's residuals
-        r0, s_r0 = sizes(case, evaluate_sized(case, case.x, case.w0))
+        r0, s_r0 = residuals_sized(case, evaluate_sized(case, case.x, case.w0))
         gtheta = cprime[:, None] * np.einsum("vnk,vn->vk", basis_vals[:, :n], r0)
         errors["the gradient in theta"] = relative_error(
             coef("gtheta"), gtheta, np.abs(cprime)[:, None] * np.einsum("vnk,vn->vk", np.abs(basis_vals[:, :n]), s_r0))

@@ -122,6 +122,7 @@ def model_outline(p: Printer, solution: Solution, ms: ModelSolution) -> dict:
             "lambda_max": p.expr(d.stability.lambda_max),
             "max_lr": p.expr(d.stability.max_lr),
             "behaviour": d.stability.behaviour,
+            "at": _at(p, solution.problem.lr),
             "run": _run_note(p, d.stability),
             "reach": _reach(p, d.stability),
         }
@@ -228,11 +229,15 @@ def conclusion(p: Printer, solution: Solution) -> list[str]:
     stab = [(m, m.derivation.stability) for m in models if m.derivation.stability is not None]
     if stab:
         parts = [(p.words("at any rate") if s.max_lr == sp.oo else p.words("for rates below ") + p.math(p.expr(s.max_lr)))
-                 + p.words(" for ") + p.math(p.name(m.name)) for m, s in stab]
-        sentence = p.words("Gradient descent converges ") + ", ".join(parts) + p.words(".")
+                 + p.words(" for ") + p.math(p.name(m.name))
+                 + ("" if s.top_excited or s.max_lr_run == sp.oo else
+                    p.words(" (from this start, for rates below ") + p.math(p.expr(s.max_lr_run)) + p.words(")"))
+                 for m, s in stab]
+        sentence = p.words("Gradient descent converges from every start ") + ", ".join(parts) + p.words(".")
         behaviours = {s.behaviour for _, s in stab}
         if len(behaviours) == 1 and None not in behaviours:
-            sentence += p.words(" At ") + p.math(p.expr(solution.problem.lr)) + p.words(
+            at = _at(p, solution.problem.lr)
+            sentence += p.words(" ") + at[:1].upper() + at[1:] + p.words(
                 f" gradient descent {next(iter(behaviours))} for "
                 f"{'both models' if len(stab) == 2 else 'every model' if len(stab) > 2 else 'this model'}.")
         else:
@@ -252,6 +257,13 @@ def _run_note(p: Printer, s) -> str | None:
     return (p.words("the top direction is not excited from this start: the largest eigenvalue it excites is ")
             + p.math(p.expr(s.lambda_run)) + p.words(", so this run converges for ")
             + p.math("0 < " + (r"\eta" if p.is_tex else "lr") + " < " + p.expr(s.max_lr_run)))
+
+
+def _at(p: Printer, lr) -> str:
+    """"at lr = 6/5", or "at any rate" for a symbolic rate (a run that stays put does so at every rate)."""
+    if lr.free_symbols:
+        return p.words("at any rate")
+    return p.words("at ") + p.math((r"\eta" if p.is_tex else "lr") + " = " + p.expr(lr))
 
 
 def _reach(p: Printer, s) -> str:

@@ -122,14 +122,23 @@ def quiet(function):
     return wrapper
 
 
-def relative_error(exact: np.ndarray, approx: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
-    """Per variant: max |exact - approx| / max(|exact|, |approx|, scale) over all but the first axis.
+# Float64's own noise in a quantity is within a small multiple of eps times the size of the terms it is
+# computed from (see :data:`symreparam.numeric.Dual`); 2**10 leaves room for the depth of the
+# computation. A discrepancy counts when it exceeds TOLERANCE of the quantity itself and that noise.
+NOISE = 2.0**10 * float(np.finfo(float).eps) / TOLERANCE
+
+
+def relative_error(exact: np.ndarray, approx: np.ndarray, size: np.ndarray | float | None = None) -> np.ndarray:
+    """Per variant: max over entries of |exact - approx| / max(M, NOISE * size), M the largest of
+    |exact| and |approx| over the whole quantity (all but the first axis).
 
     Errors are relative to the size of the whole quantity (a vector, a matrix), so a component that
-    is zero by cancellation does not inflate them. ``scale`` is the size of the terms the quantity was
-    computed from (per variant, or per entry like ``exact``; see :func:`sizes`): a quantity that is
-    exactly zero, such as the gradient at the least-squares optimum, is compared with float64's noise
-    on that scale rather than on its own (zero) size. Non-finite values count as infinitely wrong.
+    is zero by cancellation does not inflate them. ``size`` is the size of the terms each entry was
+    computed from (per variant, or per entry like ``exact``; see :func:`residuals_sized`): float64's
+    noise scales with it, so a quantity that is exactly zero, such as the gradient at the least-squares
+    optimum, is judged against that noise (eps * size) rather than against its own size, zero, while a
+    true disagreement above TOLERANCE of the quantity is still caught. Non-finite values count as
+    infinitely wrong.
     """
     exact = np.asarray(exact, dtype=float)
     approx = np.asarray(approx, dtype=float)
@@ -139,12 +148,12 @@ def relative_error(exact: np.ndarray, approx: np.ndarray, scale: np.ndarray | fl
     if e.shape[1] == 0:
         return np.zeros(v)
     with np.errstate(all="ignore"):
-        size = np.maximum(np.max(np.abs(e), axis=1), np.max(np.abs(a), axis=1))
-        if scale is not None:
-            s = np.asarray(scale, dtype=float)
-            s = np.broadcast_to(s, (v,)) if s.ndim <= 1 else np.max(s.reshape(v, -1), axis=1)
-            size = np.maximum(size, np.where(np.isfinite(s), s, 0.0))
-        err = np.max(np.abs(e - a), axis=1) / np.maximum(size, _TINY)
+        denominator = np.maximum(np.max(np.abs(e), axis=1), np.max(np.abs(a), axis=1))[:, None]
+        if size is not None:
+            s = np.asarray(size, dtype=float)
+            s = np.broadcast_to(s, (v,))[:, None] if s.ndim <= 1 else s.reshape(v, -1)
+            denominator = np.maximum(denominator, NOISE * np.where(np.isfinite(s), s, 0.0))
+        err = np.max(np.abs(e - a) / np.maximum(denominator, _TINY), axis=1)
     bad = ~(np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(a), axis=1))
     return np.where(bad, np.inf, err)
 
@@ -154,25 +163,21 @@ def _rows(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0] * values.shape[1], values.shape[-1])
 
 
-def evaluate_at(case: Case, points: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters."""
-    out = evaluate_sized(case, points, w)
-    return out.value, out.jacobian
-
-
-def evaluate_sized(case: Case, points: np.ndarray, w: np.ndarray) -> Evaluation:
-    """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters, with their sizes."""
+def evaluate_sized(case: Case, points: np.ndarray, w: np.ndarray, w_size: np.ndarray | None = None) -> Evaluation:
+    """Model values (V, m) and Jacobians (V, m, p) at per-variant points and parameters, with their sizes
+    (``w_size``: the sizes of parameters float64 computed; default |w|)."""
     v, m = points.shape[:2]
-    out = case.model.evaluate(_rows(points), np.repeat(w, m, axis=0))
+    out = case.model.evaluate(_rows(points), np.repeat(w, m, axis=0),
+                              None if w_size is None else np.repeat(w_size, m, axis=0))
     return Evaluation(out.value.reshape(v, m), out.jacobian.reshape(v, m, -1),
                       out.size.reshape(v, m), out.jacobian_size.reshape(v, m, -1))
 
 
-def sizes(case: Case, at: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+def residuals_sized(case: Case, at: Evaluation) -> tuple[np.ndarray, np.ndarray]:
     """The residuals r = f - y at the data (V, n) and the size of the terms they come from (V, n).
 
     Every quantity built from residuals (gradients, steps, function-space steps, limits) takes its
-    scale from these sizes by the same products and sums as its value; that is the one rule by which
+    size from these by the same products and sums as its value; that is the one rule by which
     ``solve``, ``generate`` and ``check`` tell float64 noise from a wrong exact answer.
     """
     return at.value - case.y, at.size + np.abs(case.y)
@@ -182,7 +187,7 @@ def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
     """Recompute everything from ``case`` and compare with ``exact``: {check name: error per variant}."""
     start = evaluate_sized(case, case.x, case.w0)
     jac, s_jac = start.jacobian, start.jacobian_size
-    r0, s_r0 = sizes(case, start)
+    r0, s_r0 = residuals_sized(case, start)
     cprime = np.abs(case.cprime)[:, None]
     grad = case.cprime[:, None] * np.einsum("vnp,vn->vp", jac, r0)
     out = {
@@ -220,7 +225,7 @@ def check(case: Case, exact: Exact) -> dict[str, np.ndarray]:
                            *_function(case, exact.trajectory[:, t], exact.shift[:, t], affine))
             for t in range(exact.coef_path.shape[1])]), axis=0)
     if case.linear:
-        out.update(_linear_checks(case, exact, start, r0, s_r0))
+        out.update(_linear_checks(case, exact, start, affine, r0, s_r0))
     return out
 
 
@@ -258,7 +263,7 @@ def _steps(case: Case, exact: Exact, affine: Evaluation | None) -> np.ndarray:
                     "they cannot be checked; use fewer steps")
             at = evaluate_sized(case, case.x, u)
             jac, s_jac = at.jacobian, at.jacobian_size
-            residual, s_residual = sizes(case, at)
+            residual, s_residual = residuals_sized(case, at)
         else:
             # f(w)/s = J u + f(0)/s exactly for w = s u.
             jac, s_jac = affine.jacobian, affine.jacobian_size
@@ -283,18 +288,23 @@ def _function(case: Case, u: np.ndarray, shift: np.ndarray, affine) -> tuple[np.
             np.einsum("vmp,vp->vm", zero.jacobian_size, np.abs(u)) + zero.size / scale)
 
 
-def _linear_checks(case: Case, exact: Exact, start: Evaluation, r0: np.ndarray, s_r0: np.ndarray,
-                   ) -> dict[str, np.ndarray]:
+def _linear_checks(case: Case, exact: Exact, start: Evaluation, zero: Evaluation, r0: np.ndarray,
+                   s_r0: np.ndarray) -> dict[str, np.ndarray]:
+    """The checks of quantities only linear models have; ``zero`` is the model at w = 0 on the data."""
     out = {}
     jac, s_jac = start.jacobian, start.jacobian_size
-    cprime = np.abs(case.cprime)[:, None, None]
+    abs_cprime = np.abs(case.cprime)[:, None, None]
+    abs_lr = np.abs(case.lr)[:, None, None]
     hessian = case.cprime[:, None, None] * np.einsum("vnp,vnq->vpq", jac, jac)
-    s_hessian = cprime * np.einsum("vnp,vnq->vpq", s_jac, s_jac)
+    s_hessian = abs_cprime * np.einsum("vnp,vnq->vpq", s_jac, s_jac)
     h_size = np.max(s_hessian, axis=(1, 2)) if s_hessian.shape[1] else np.zeros(len(case.w0))
     w0 = case.w0
-    # w0 - J^+ r0 (the limit, and Newton's step for a full-rank J): J^+ applied to the residuals' sizes
+    # w0 - J^+ r0 is the limit, and Newton's step where J has full column rank. Both are computed by
+    # the SVD (numpy's pinv; normal equations would square the condition number of J), whose error is
+    # on the scale of |J^+| applied to the residuals' sizes (|J^+| already grows with that condition).
     pinv = np.linalg.pinv(jac)
     s_solution = np.abs(w0) + np.einsum("vpn,vn->vp", np.abs(pinv), s_r0)
+    solution = w0 - np.einsum("vpn,vn->vp", pinv, r0)
     if exact.lambda_max is not None:
         lam = np.max(np.linalg.eigvalsh(hessian), axis=1) if hessian.shape[1] else np.zeros(len(w0))
         out["the largest Hessian eigenvalue"] = relative_error(exact.lambda_max[:, None], lam[:, None], h_size)
@@ -305,30 +315,21 @@ def _linear_checks(case: Case, exact: Exact, start: Evaluation, r0: np.ndarray, 
         err = relative_error(np.where(finite, exact.max_lr, 0)[:, None], np.where(finite, numeric_max, 0)[:, None])
         out["the largest stable learning rate"] = np.where(finite | same_inf, err, np.inf)
     if exact.limit is not None:
-        numeric = w0 - np.einsum("vpn,vn->vp", pinv, r0)
-        out["the limit of gradient descent"] = relative_error(exact.limit, numeric, s_solution)
+        out["the limit of gradient descent"] = relative_error(exact.limit, solution, s_solution)
     if exact.newton is not None:
-        has = np.all(np.isfinite(exact.newton), axis=1)
-        numeric = np.full_like(w0, np.nan)
-        if np.any(has):
-            gram = np.einsum("vnp,vnq->vpq", jac[has], jac[has])
-            rhs = np.einsum("vnp,vn->vp", jac[has], r0[has])
-            numeric[has] = w0[has] - np.linalg.solve(gram, rhs[..., None])[..., 0]
-        err = relative_error(np.where(has[:, None], exact.newton, 0), np.where(has[:, None], numeric, 0), s_solution)
-        out["the Newton step"] = err
+        has = np.all(np.isfinite(exact.newton), axis=1)[:, None]
+        out["the Newton step"] = relative_error(np.where(has, exact.newton, 0), np.where(has, solution, 0), s_solution)
         if exact.newton_move is not None:
-            out["the Newton move"] = relative_error(np.where(has[:, None], exact.newton_move, 0),
-                                                    np.where(has[:, None], numeric - w0, 0), s_solution)
+            out["the Newton move"] = relative_error(np.where(has, exact.newton_move, 0),
+                                                    np.where(has, solution - w0, 0), s_solution)
     if exact.hessian is not None:
         out["the Hessian of the loss"] = relative_error(exact.hessian, hessian, s_hessian)
     if exact.step_map is not None:
         p = w0.shape[1]
-        rate = np.abs(case.lr)[:, None, None]
         step_map = np.eye(p)[None] - case.lr[:, None, None] * hessian
-        zero = evaluate_sized(case, case.x, np.zeros_like(w0))
         offset = (case.lr * case.cprime)[:, None] * np.einsum("vnp,vn->vp", jac, case.y - zero.value)
-        s_offset = (rate * cprime)[:, :, 0] * np.einsum("vnp,vn->vp", s_jac, np.abs(case.y) + zero.size)
-        out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map, 1 + rate * s_hessian),
+        s_offset = (abs_lr * abs_cprime)[:, :, 0] * np.einsum("vnp,vn->vp", s_jac, np.abs(case.y) + zero.size)
+        out["one step as an affine map"] = np.maximum(relative_error(exact.step_map, step_map, 1 + abs_lr * s_hessian),
                                                       relative_error(exact.step_offset, offset, s_offset))
     if exact.margin is not None:
         p = w0.shape[1]
@@ -339,11 +340,10 @@ def _linear_checks(case: Case, exact: Exact, start: Evaluation, r0: np.ndarray, 
             for k in range(1, p + 1)]), axis=0)
     if exact.A is not None:
         phi = exact.basis
-        zero = evaluate_sized(case, case.probes, np.zeros_like(w0))
-        out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), zero.jacobian,
-                                                         zero.jacobian_size)
-        out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), zero.value,
-                                             np.maximum(zero.size, np.max(np.abs(zero.jacobian), axis=(1, 2))[:, None]))
+        at_zero = evaluate_sized(case, case.probes, np.zeros_like(w0))
+        out["the reparameterisation A"] = relative_error(np.einsum("vmk,vkp->vmp", phi, exact.A), at_zero.jacobian,
+                                                         at_zero.jacobian_size)
+        out["the offset b"] = relative_error(np.einsum("vmk,vk->vm", phi, exact.b), at_zero.value, at_zero.size)
         out["the preconditioner P = A A^T"] = relative_error(exact.P, np.einsum("vkp,vlp->vkl", exact.A, exact.A),
                                                              np.einsum("vkp,vlp->vkl", np.abs(exact.A), np.abs(exact.A)))
     return out
