@@ -281,9 +281,10 @@ def render_text(solution: Solution) -> str:
         if m["stability"]:
             s = m["stability"]
             run = f"; {s['run']}" if s["run"] else ""
-            at = f"; at lr = {pb['lr']} it {s['behaviour']}" if s["behaviour"] else ""
-            lines += _block("stability", textwrap.wrap(f"converges iff 0 < lr < {s['max_lr']} (largest Hessian "
-                                                       f"eigenvalue {s['lambda_max']}){run}{at}", WIDTH - 20))
+            at = f"; {s['at']} it {s['behaviour']}" if s["behaviour"] else ""
+            lines += _block("stability", textwrap.wrap(
+                f"converges from every start iff 0 < lr < {s['max_lr']} (largest Hessian eigenvalue "
+                f"{s['lambda_max']}){run}{at}", WIDTH - 20))
         if m["limit"] is not None:
             where = f" ({m['stability']['reach']})" if m["stability"] else ""
             lines += _block("limit T -> oo", [", ".join(m["limit"]) + where,

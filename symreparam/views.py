@@ -151,13 +151,19 @@ class VariantView:
         """What gradient descent does from this variant's start at its learning rate for ``model``,
         decided exactly by the engine from the variant's Jacobian and residuals (a start that excites
         only smaller eigen-directions can converge above the largest stable rate)."""
-        from symreparam.derive import stability_of
+        from symreparam.derive import behaviour_at, stability_of
 
         shape = next(m for m in self.program.models if m.name == model)
         n = len(self.batch.data)
         rational = lambda key: sp.Rational(*self.fraction(key))  # noqa: E731
-        jacobian = sp.ImmutableMatrix([[rational(f"{model}.J.{i}.{w}") for w in shape.params] for i in range(1, n + 1)])
         residuals = [rational(f"{model}.r.0.{i}") for i in range(1, n + 1)]
+        jacobian = sp.ImmutableMatrix([[rational(f"{model}.J.{i}.{w}") for w in shape.params] for i in range(1, n + 1)])
+        if n == 1:
+            # One point: H = c' J^T J has one non-zero eigenvalue, excited unless the start fits (or the
+            # loss is flat), so the family's own max_lr decides, without the engine's Krylov basis.
+            if residuals[0] == 0 or not any(jacobian):
+                return "stays put"
+            return behaviour_at(rational("lr"), rational(f"{model}.max_lr"))
         scale = loss_scale(self.loss, n)
         return stability_of(jacobian, residuals, 2 * sp.Rational(*scale), rational("lr")).behaviour
 
